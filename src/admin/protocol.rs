@@ -1,0 +1,30 @@
+//! Request and response shapes on the admin socket.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    QueueList,
+    QueueShow { id: String },
+    QueueDelete { id: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    pub fn ok(data: serde_json::Value) -> Self {
+        Response { ok: true, error: None, data }
+    }
+    pub fn err(msg: impl Into<String>) -> Self {
+        Response { ok: false, error: Some(msg.into()), data: serde_json::Value::Null }
+    }
+}

@@ -1,0 +1,132 @@
+//! The command line (DESIGN §2): argument definitions and the commands that do not need the
+//! daemon. Exit status: 0 ok, 1 operation failed, 2 usage or config error.
+
+mod queue;
+
+use crate::config;
+use crate::logging::{self, LogFormat};
+use clap::{Parser, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "herald", version, about = "Mail transfer and permission-based mailing-list daemon")]
+pub struct Cli {
+    /// Config file (else $HERALD_CONFIG, else /etc/herald/herald.toml if it exists, else built-in defaults)
+    #[arg(long, global = true, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon in the foreground
+    Serve,
+    /// Validate the configuration and print it with secrets redacted
+    CheckConfig,
+    /// Read a password on stdin and print an argon2id PHC string for [[users]]
+    HashPassword,
+    /// Inspect and steer the queue (through the running daemon)
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueueCommand {
+    /// List queued messages and their recipients
+    Ls,
+    /// Show one message: envelope, deliveries and content
+    Show { id: String },
+    /// Delete a message and all its deliveries
+    Delete { id: String },
+}
+
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+
+fn load_config(cli: &Cli) -> Result<config::Loaded, ExitCode> {
+    let path = config::resolve_path(cli.config.as_deref());
+    config::load(path.as_deref()).map_err(|e| {
+        eprintln!("herald: config error: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::HashPassword => hash_password(),
+        Command::CheckConfig => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => match config::redacted_toml(&loaded.config) {
+                Ok(text) => {
+                    let from = loaded.file.map_or("built-in defaults".into(), |f| f.display().to_string());
+                    println!("# configuration OK ({from})\n{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("herald: {e}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            },
+        },
+        Command::Serve => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => {
+                logging::init(cli.log_format);
+                block_on(crate::daemon::serve(loaded.file, loaded.config))
+            }
+        },
+        Command::Queue(q) => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(queue::run(q, &loaded.config.data_dir, cli.json)),
+        },
+    }
+}
+
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("herald: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut input = String::new();
+    if let Err(e) = std::io::stdin().read_to_string(&mut input) {
+        eprintln!("herald: cannot read stdin: {e}");
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let password = input.lines().next().unwrap_or("");
+    if password.is_empty() {
+        eprintln!("herald: empty password on stdin");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match crate::devuser::hash_password(password) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("herald: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}

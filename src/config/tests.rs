@@ -1,0 +1,76 @@
+use super::*;
+use std::io::Write;
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap_or_else(|e| panic!("{e}"));
+    f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    f
+}
+
+fn load_err(text: &str) -> ConfigError {
+    let f = write(text);
+    match load(Some(f.path())) {
+        Ok(_) => panic!("config should be refused:\n{text}"),
+        Err(e) => {
+            assert_eq!(e.source_name, f.path().display().to_string(), "{e}");
+            e
+        }
+    }
+}
+
+#[test]
+fn embedded_default_loads() {
+    let loaded = load(None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.listen.submission, vec!["127.0.0.1:2587"]);
+    assert_eq!(loaded.config.limits.max_message_size.0, 25 << 20);
+    assert_eq!(loaded.config.delivery.retry.len(), 7);
+}
+
+#[test]
+fn file_values_and_human_units() {
+    let f = write("data_dir = \"/tmp/x\"\n[limits]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"30s\"\n");
+    let c = load(Some(f.path())).unwrap_or_else(|e| panic!("{e}")).config;
+    assert_eq!(c.limits.max_message_size.0, 10 << 20);
+    assert_eq!(c.limits.command_timeout.0.as_secs(), 30);
+    assert_eq!(c.limits.max_recipients, 1000, "unset keys keep their defaults");
+}
+
+#[test]
+fn errors_name_file_key_and_reason() {
+    let e = load_err("[limits]\nmax_mesage_size = \"10MiB\"\n");
+    assert_eq!(e.key, "limits.max_mesage_size");
+    assert!(e.reason.contains("unknown key"), "{e}");
+
+    let e = load_err("[limits]\nmax_message_size = \"ten\"\n");
+    assert_eq!(e.key, "limits.max_message_size");
+    assert!(e.reason.contains("invalid size"), "{e}");
+
+    let e = load_err("[listen]\nsubmission = [\"nowhere\"]\n");
+    assert_eq!(e.key, "listen.submission");
+
+    let e = load_err("[[users]]\nname = \"a\"\npassword_hash = \"plain\"\n");
+    assert_eq!(e.key, "users.0.password_hash");
+
+    let e = load_err("[delivery.rate]\n\"gmail.com\" = \"fast\"\n");
+    assert!(e.key.starts_with("delivery.rate"), "{e}");
+    assert!(e.to_string().contains("invalid rate"), "{e}");
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let e = load(Some(std::path::Path::new("/nonexistent/herald.toml"))).err();
+    assert!(e.is_some_and(|e| e.source_name == "/nonexistent/herald.toml"));
+}
+
+#[test]
+fn secrets_are_redacted() {
+    let mut c = Config::default();
+    c.users.push(User {
+        name: "u".into(),
+        password_hash: "$argon2id$secret".into(),
+        senders: vec![],
+        may_send_service: false,
+    });
+    let text = redacted_toml(&c).unwrap_or_default();
+    assert!(text.contains("<redacted>") && !text.contains("secret"), "{text}");
+}

@@ -1,0 +1,232 @@
+//! The typed configuration (DESIGN §3) and its embedded defaults.
+
+use super::human::{ByteSize, HumanDuration, Rate};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub listen: Listen,
+    pub tls: Tls,
+    pub users: Vec<User>,
+    pub trusted_networks: Vec<IpNet>,
+    pub domains: BTreeMap<String, Domain>,
+    pub delivery: Delivery,
+    pub unsubscribe: Unsubscribe,
+    pub lists: Vec<List>,
+    pub limits: Limits,
+    pub bounce: Bounce,
+    pub policy: Policy,
+    pub privacy: Privacy,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postmaster: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub submission: Vec<String>,
+    pub submissions: Vec<String>,
+    pub inbound: Vec<String>,
+    pub http: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub senders: Vec<String>,
+    #[serde(default)]
+    pub may_send_service: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Domain {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dkim_selector: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dkim_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounce_domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    Opportunistic,
+    Required,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
+    /// `default` plus per-domain overrides.
+    pub rate: BTreeMap<String, Rate>,
+    pub burst: u32,
+    pub max_connections_per_domain: u32,
+    pub retry: Vec<HumanDuration>,
+    pub expire: HumanDuration,
+    pub tls: TlsPolicy,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unsubscribe {
+    pub base_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListKind {
+    Announce,
+    Discussion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Marketing,
+    Transactional,
+    Service,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct List {
+    pub id: String,
+    pub address: String,
+    pub name: String,
+    pub kind: ListKind,
+    #[serde(default)]
+    pub posters: Vec<String>,
+    #[serde(default = "default_category")]
+    pub category: Category,
+}
+
+fn default_category() -> Category {
+    Category::Marketing
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_message_size: ByteSize,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_auth_failures: u32,
+    pub auth_failure_window: HumanDuration,
+    pub max_line_length: usize,
+    pub max_errors: u32,
+    pub command_timeout: HumanDuration,
+    pub data_timeout: HumanDuration,
+    pub tls_handshake_timeout: HumanDuration,
+    pub shutdown_grace: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bounce {
+    pub soft_limit: u32,
+    pub soft_window: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenyRule {
+    pub pattern: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub deny: Vec<DenyRule>,
+    pub deny_attachment_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    pub log_addresses: bool,
+}
+
+fn mins(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(n * 60))
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let hostname = gethostname::gethostname()
+            .to_string_lossy()
+            .trim()
+            .to_ascii_lowercase();
+        let hostname = if hostname.is_empty() { "localhost".to_string() } else { hostname };
+        Config {
+            hostname,
+            data_dir: PathBuf::from("./herald-data"),
+            listen: Listen {
+                submission: vec!["127.0.0.1:2587".into()],
+                submissions: vec!["127.0.0.1:2465".into()],
+                inbound: vec!["127.0.0.1:2525".into()],
+                http: vec!["127.0.0.1:8025".into()],
+            },
+            tls: Tls::default(),
+            users: Vec::new(),
+            trusted_networks: Vec::new(),
+            domains: BTreeMap::new(),
+            delivery: Delivery {
+                relay: None,
+                rate: BTreeMap::from([(
+                    "default".to_string(),
+                    Rate { count: 600, per: Duration::from_secs(60) },
+                )]),
+                burst: 5,
+                max_connections_per_domain: 10,
+                retry: [5, 10, 30, 60, 120, 240, 480].into_iter().map(mins).collect(),
+                expire: mins(5 * 24 * 60),
+                tls: TlsPolicy::Opportunistic,
+            },
+            unsubscribe: Unsubscribe { base_url: "http://127.0.0.1:8025".into() },
+            lists: Vec::new(),
+            limits: Limits {
+                max_message_size: ByteSize(25 << 20),
+                max_recipients: 1000,
+                max_connections: 1000,
+                max_connections_per_ip: 50,
+                max_auth_failures: 5,
+                auth_failure_window: mins(15),
+                max_line_length: 4096,
+                max_errors: 20,
+                command_timeout: mins(5),
+                data_timeout: mins(10),
+                tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
+                shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            },
+            bounce: Bounce { soft_limit: 5, soft_window: mins(14 * 24 * 60) },
+            policy: Policy::default(),
+            privacy: Privacy::default(),
+            postmaster: None,
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! `herald serve`: binds every listener, then runs until SIGTERM, reloading on SIGHUP.
+//!
+//! Order: data dir → store → TLS → listeners and admin socket bound → READY. On SIGTERM:
+//! STOPPING, stop accepting, idle sessions get `421 4.3.2`, open transactions may finish
+//! within `limits.shutdown_grace`, a final flush, exit 0.
+
+use crate::config::{self, Config, Settings};
+use crate::smtp::{self, AuthThrottle, ConnLimiter, Role};
+use crate::store::Store;
+use crate::{admin, devuser, tls};
+use anyhow::Context as _;
+use sd_notify::NotifyState;
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Prints a line for operators and tests on stdout (logs go to stderr).
+fn announce(line: &str) {
+    println!("herald: {line}");
+}
+
+fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let _ = std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700));
+    if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::warn!(error = %e, "cannot raise the open-file limit");
+    }
+    let store = Store::open(&config.data_dir.join("db")).context("opening the store")?;
+    let dev = devuser::ensure(&config).context("creating the development user")?;
+    if let Some(dev) = &dev {
+        match &dev.new_password {
+            Some(p) => announce(&format!(
+                "created development user \"dev\" with password \"{p}\" (saved in {}; loopback only)",
+                dev.password_file.display()
+            )),
+            None => announce(&format!("development user \"dev\": password in {}", dev.password_file.display())),
+        }
+    }
+    let dev_user = dev.map(|d| d.user);
+    let (cert, key) = tls::cert_paths(&config)?;
+    let acceptor = tls::acceptor(&cert, &key)?;
+    let (settings_tx, settings_rx) = watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())));
+
+    let ctx = Arc::new(smtp::Context {
+        settings: settings_rx,
+        store: store.clone(),
+        tls: acceptor,
+        auth_throttle: AuthThrottle::default(),
+        auth_slots: Semaphore::new(2),
+        conns: ConnLimiter::default(),
+        draining: CancellationToken::new(),
+        stop_now: CancellationToken::new(),
+    });
+    let tracker = TaskTracker::new();
+    let l = &config.listen;
+    for (role, addrs) in [(Role::Submission, &l.submission), (Role::Submissions, &l.submissions), (Role::Inbound, &l.inbound)] {
+        for addr in addrs {
+            let addr: SocketAddr = addr.parse().with_context(|| format!("listen.{}: bad address {addr}", role.name()))?;
+            let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            announce(&format!("listening {} {}", role.name(), listener.local_addr()?));
+            tracker.spawn(smtp::serve(ctx.clone(), role, listener, tracker.clone()));
+        }
+    }
+    let admin_path = admin::socket_path(&config.data_dir);
+    let admin_listener = admin::bind(&admin_path)
+        .with_context(|| format!("cannot bind admin socket {}", admin_path.display()))?;
+    let admin_stop = CancellationToken::new();
+    tracker.spawn(admin::serve(admin_listener, store.clone(), admin_stop.clone(), tracker.clone()));
+    spawn_watchdog(&tracker, admin_stop.clone());
+
+    notify(&[NotifyState::Ready]);
+    announce(&format!("ready (queue: {} messages)", store.queue_len()));
+    tracing::info!(hostname = %config.hostname, "herald started");
+
+    wait_for_signals(file, dev_user, &settings_tx).await?;
+
+    notify(&[NotifyState::Stopping]);
+    tracing::info!("draining: no new connections, open transactions may finish");
+    ctx.draining.cancel();
+    tracker.close();
+    let grace = ctx.settings().config.limits.shutdown_grace.0;
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!("grace period over: closing remaining sessions");
+        ctx.stop_now.cancel();
+    }
+    admin_stop.cancel();
+    tracker.wait().await;
+    store.durable().await?;
+    let _ = std::fs::remove_file(&admin_path);
+    tracing::info!("herald stopped");
+    Ok(())
+}
+
+/// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
+async fn wait_for_signals(
+    file: Option<PathBuf>,
+    dev_user: Option<config::User>,
+    settings: &watch::Sender<Arc<Settings>>,
+) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => reload(file.as_deref(), dev_user.clone(), settings),
+        }
+    }
+}
+
+fn reload(file: Option<&std::path::Path>, dev_user: Option<config::User>, settings: &watch::Sender<Arc<Settings>>) {
+    let mut states = vec![NotifyState::Reloading];
+    states.extend(NotifyState::monotonic_usec_now().ok());
+    notify(&states);
+    match config::load(file) {
+        Ok(loaded) => {
+            let old = settings.borrow().config.listen.clone();
+            if serde_json::to_string(&old).ok() != serde_json::to_string(&loaded.config.listen).ok() {
+                tracing::warn!("listen addresses changed: they take effect after a restart");
+            }
+            let dev_user = if loaded.config.users.is_empty() { dev_user } else { None };
+            settings.send_replace(Arc::new(Settings::new(loaded.config, dev_user)));
+            tracing::info!("configuration reloaded");
+            announce("reloaded");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused: keeping the previous configuration");
+            announce(&format!("reload refused: {e}"));
+        }
+    }
+    notify(&[NotifyState::Ready]);
+}
+
+fn spawn_watchdog(tracker: &TaskTracker, stop: CancellationToken) {
+    let Some(period) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(period / 2);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => notify(&[NotifyState::Watchdog]),
+            }
+        }
+    });
+}

@@ -1,0 +1,16 @@
+//! Herald: a self-hosted mail transfer and permission-based mailing-list daemon.
+//!
+//! Data flows from the SMTP listeners (`smtp`) through policy into the durable queue (`store`),
+//! and is inspected through the admin socket (`admin`). `daemon` wires it all together for
+//! `herald serve`; `cli` is the command line. See ARCHITECTURE.md for the map and invariants.
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod devuser;
+pub mod logging;
+pub mod smtp;
+pub mod store;
+pub mod timefmt;
+pub mod tls;

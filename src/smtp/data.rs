@@ -1,0 +1,126 @@
+//! DATA and BDAT: when content may start, and what happens to it at the end — smuggling and
+//! size checks, trace and RFC 6409 repairs, and the durable store insert before `250`.
+
+use super::Context;
+use super::body::{ChunkReceiver, Received};
+use super::repair::{self, Trace};
+use super::reply::{Reply, common};
+use super::state::{Next, SessionState, Step};
+use crate::config::Settings;
+use crate::logging::redact;
+use crate::store::{NewMessage, Origin};
+
+pub fn data(st: &SessionState) -> Step {
+    match &st.tx {
+        None => common::bad_sequence("Need MAIL command first").into(),
+        Some(tx) if tx.chunks.is_some() => common::bad_sequence("DATA not allowed after BDAT").into(),
+        Some(tx) if tx.recipients.is_empty() => Reply::new(554, "5.5.1", "No valid recipients").into(),
+        Some(_) => Step::then(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"), Next::ReadData),
+    }
+}
+
+/// Starts reading a BDAT chunk. Even when the command is refused the chunk's bytes must be
+/// read (RFC 3030 §2), so any refusal is remembered and given after the chunk; the session
+/// answers only then (see [`chunk_ack`] and [`finish`]), so the reply here is never sent.
+pub fn bdat(st: &mut SessionState, settings: &Settings, size: u64, last: bool) -> Step {
+    let max = settings.config.limits.max_message_size.0;
+    let next = Next::ReadChunk { size, last };
+    let Some(tx) = st.tx.as_mut() else {
+        return Step::then(common::bad_sequence("Need MAIL command first"), next);
+    };
+    if tx.recipients.is_empty() {
+        tx.chunk_error.get_or_insert(Reply::new(554, "5.5.1", "No valid recipients"));
+    }
+    let chunks = tx.chunks.get_or_insert_with(|| ChunkReceiver::new(max as usize));
+    if chunks.size().saturating_add(size) > max {
+        tx.chunk_error.get_or_insert(size_error());
+    }
+    Step::then(Reply::new(250, "2.0.0", "Chunk pending"), next)
+}
+
+fn size_error() -> Reply {
+    Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")
+}
+
+/// Reply for a non-final BDAT chunk that has been read.
+pub fn chunk_ack(st: &SessionState, size: u64) -> Reply {
+    match st.tx.as_ref().and_then(|t| t.chunk_error.clone()) {
+        Some(err) => err,
+        None if st.tx.is_none() => common::bad_sequence("Need MAIL command first"),
+        None => Reply::new(250, "2.0.0", format!("{size} octets received")),
+    }
+}
+
+/// Ends a transaction whose content has been read completely.
+pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) -> Reply {
+    let Some(tx) = st.tx.take() else {
+        return common::bad_sequence("Need MAIL command first");
+    };
+    if let Some(err) = tx.chunk_error {
+        return err;
+    }
+    if received.bare_newline {
+        tracing::info!(client = %st.peer.ip(), "refused message with bare LF or CR");
+        return Reply::new(550, "5.6.0", "Message contains bare LF or CR; lines must end with CRLF");
+    }
+    if received.oversize {
+        return size_error();
+    }
+    let settings = ctx.settings();
+    let config = &settings.config;
+    let id = ctx.store.allocate_id();
+    let now = crate::store::now_secs();
+    let date = crate::timefmt::rfc5322(now);
+    let facts = repair::scan(&received.body);
+    let trace = Trace {
+        helo: st.helo.as_deref().unwrap_or("unknown"),
+        client_ip: if st.user.is_some() { None } else { Some(st.peer.ip()) },
+        hostname: &config.hostname,
+        protocol: st.protocol(),
+        queue_id: &id.to_string(),
+        date: &date,
+    };
+    let mut head = repair::received(&trace);
+    let message_id = if st.role.is_submission() {
+        let new_id = format!("<{id}.{:016x}@{}>", rand::random::<u64>(), config.hostname);
+        let (add, mid) = repair::submission_repairs(&facts, &date, &new_id);
+        head.push_str(&add);
+        Some(mid)
+    } else {
+        facts.message_id.clone()
+    };
+    let mut body = Vec::with_capacity(head.len() + received.body.len());
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(&received.body);
+    let origin = match (&st.user, st.role.is_submission()) {
+        (Some(user), _) => Origin::Submission { user: user.clone() },
+        (None, true) => Origin::Trusted,
+        (None, false) => Origin::Inbound,
+    };
+    let recipients = tx.recipients.len();
+    let sender_shown = redact(&tx.sender, config.privacy.log_addresses);
+    let msg = NewMessage {
+        sender: tx.sender,
+        recipients: tx.recipients,
+        message_id,
+        origin,
+        client: st.peer.ip().to_string(),
+        dsn: tx.dsn,
+        body,
+    };
+    let size = msg.body.len();
+    match ctx.store.insert_message(id, msg).await {
+        Ok(()) => {
+            tracing::info!(
+                queue_id = %id, role = st.role.name(), client = %st.peer.ip(),
+                user = st.user.as_deref().unwrap_or("-"), from = %sender_shown,
+                recipients, size, "accepted"
+            );
+            Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
+        }
+        Err(e) => {
+            tracing::error!(queue_id = %id, error = %e, "could not store message");
+            common::local_error()
+        }
+    }
+}

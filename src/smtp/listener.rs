@@ -1,0 +1,89 @@
+//! Accept loop for one listening socket: connection limits, implicit TLS for 465, and one
+//! session task per connection, all tracked for shutdown.
+
+use super::limits::Refusal;
+use super::session::Session;
+use super::state::SessionState;
+use super::stream::Conn;
+use super::{Context, Role};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+
+/// At most this many refusals are being written at once; past it, excess connections are dropped.
+const MAX_REFUSALS_IN_FLIGHT: usize = 256;
+
+/// Accepts until draining starts.
+pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker: TaskTracker) {
+    let refusing = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.draining.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let limits = ctx.settings().config.limits.clone();
+        match ctx.conns.admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+            Ok(guard) => {
+                let ctx = ctx.clone();
+                tracker.spawn(async move {
+                    let _guard = guard;
+                    handle(ctx, role, tcp, peer).await;
+                });
+            }
+            Err(why) => {
+                if refusing.load(Ordering::Relaxed) >= MAX_REFUSALS_IN_FLIGHT {
+                    continue;
+                }
+                refusing.fetch_add(1, Ordering::Relaxed);
+                let refusing = refusing.clone();
+                tracker.spawn(async move {
+                    refuse(tcp, why).await;
+                    refusing.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+        }
+    }
+}
+
+async fn refuse(mut tcp: TcpStream, why: Refusal) {
+    let text: &[u8] = match why {
+        Refusal::Total => b"421 4.7.0 Too many connections, try again later\r\n",
+        Refusal::PerIp => b"421 4.7.0 Too many connections from your address, try again later\r\n",
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = tcp.write_all(text).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
+async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr) {
+    let settings = ctx.settings();
+    let trusted = role.is_submission() && settings.config.trusted_networks.iter().any(|n| n.contains(&peer.ip()));
+    let conn = if role == Role::Submissions {
+        let limit = settings.config.limits.tls_handshake_timeout.0;
+        match tokio::time::timeout(limit, ctx.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
+            _ => return,
+        }
+    } else {
+        Conn::Plain(tcp)
+    };
+    let tls = matches!(conn, Conn::Tls(_));
+    let state = SessionState::new(role, peer, tls, trusted);
+    Session::new(ctx, conn, state).run().await;
+}

@@ -1,0 +1,77 @@
+//! The SMTP server: listeners, the per-connection session state machine, and one file per verb.
+//!
+//! Parsers (`command`, `address`, `body`, `repair`) are pure. Verb handlers take the session
+//! state and return a [`reply::Reply`] (plus what the session must do next); only
+//! `session` reads from and writes to the socket.
+
+pub mod address;
+mod auth;
+pub mod body;
+pub mod command;
+mod data;
+mod ehlo;
+mod limits;
+mod listener;
+mod mail;
+mod rcpt;
+pub mod repair;
+pub mod reply;
+mod session;
+mod starttls;
+mod state;
+mod stream;
+
+pub use limits::{AuthThrottle, ConnLimiter};
+pub use listener::serve;
+
+use crate::config::Settings;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+/// Which listener a session came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// 587: STARTTLS, AUTH required (or a trusted network).
+    Submission,
+    /// 465: implicit TLS, AUTH required (or a trusted network).
+    Submissions,
+    /// 25: mail for this host's own addresses only; no AUTH.
+    Inbound,
+}
+
+impl Role {
+    pub fn is_submission(self) -> bool {
+        matches!(self, Role::Submission | Role::Submissions)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Submission => "submission",
+            Role::Submissions => "submissions",
+            Role::Inbound => "inbound",
+        }
+    }
+}
+
+/// What every session shares: current settings, the store, TLS, limits and shutdown signals.
+pub struct Context {
+    pub settings: watch::Receiver<Arc<Settings>>,
+    pub store: Store,
+    pub tls: tokio_rustls::TlsAcceptor,
+    pub auth_throttle: AuthThrottle,
+    /// Bounds concurrent argon2 verifications (CPU and memory heavy) off the async workers.
+    pub auth_slots: Semaphore,
+    pub conns: ConnLimiter,
+    /// Cancelled on SIGTERM: stop accepting, refuse new transactions.
+    pub draining: CancellationToken,
+    /// Cancelled when the grace period is over: close everything.
+    pub stop_now: CancellationToken,
+}
+
+impl Context {
+    /// The settings in force right now (a SIGHUP may have replaced them).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+}

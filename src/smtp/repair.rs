@@ -1,0 +1,131 @@
+//! Pure header work on accepted messages: find the header block, read Message-ID, and build the
+//! trace and RFC 6409 §8 repairs (Date, Message-ID) that are prepended before storing.
+
+/// What the session needs to know about a message's header block.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeaderFacts {
+    pub has_date: bool,
+    pub message_id: Option<String>,
+}
+
+/// Iterates unfolded header fields `(name, value)` of the header block.
+fn fields(msg: &[u8]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for raw in msg.split(|&b| b == b'\n') {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.is_empty() {
+            break;
+        }
+        let text = String::from_utf8_lossy(line);
+        if line[0] == b' ' || line[0] == b'\t' {
+            if let Some(last) = out.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(text.trim());
+            }
+            continue;
+        }
+        match text.split_once(':') {
+            Some((name, value)) if !name.is_empty() && !name.contains(' ') => {
+                out.push((name.to_ascii_lowercase(), value.trim().to_string()));
+            }
+            // Not a header: the header block ends here (no empty line before the body).
+            _ => break,
+        }
+        if out.len() > 1000 {
+            break;
+        }
+    }
+    out
+}
+
+pub fn scan(msg: &[u8]) -> HeaderFacts {
+    let mut facts = HeaderFacts::default();
+    for (name, value) in fields(msg) {
+        match name.as_str() {
+            "date" => facts.has_date = true,
+            "message-id" if facts.message_id.is_none() => {
+                let v = value.trim();
+                facts.message_id = Some(v.chars().take(998).collect());
+            }
+            _ => {}
+        }
+    }
+    facts
+}
+
+/// Inputs for the Received trace field (RFC 5321 §4.4).
+pub struct Trace<'a> {
+    pub helo: &'a str,
+    /// Client address; `None` keeps a submitting user's IP out of the message.
+    pub client_ip: Option<std::net::IpAddr>,
+    pub hostname: &'a str,
+    /// `SMTP`, `ESMTP`, `ESMTPS`, `ESMTPA`, `ESMTPSA` (RFC 3848).
+    pub protocol: &'a str,
+    pub queue_id: &'a str,
+    pub date: &'a str,
+}
+
+pub fn received(t: &Trace<'_>) -> String {
+    let helo: String = t.helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+    let from = match t.client_ip {
+        Some(ip) => format!("from {helo} ([{ip}])"),
+        None => format!("from {helo}"),
+    };
+    format!(
+        "Received: {from}\r\n\tby {} (Herald) with {} id {};\r\n\t{}\r\n",
+        t.hostname, t.protocol, t.queue_id, t.date
+    )
+}
+
+/// Headers to add for RFC 6409 §8 submission repair; returns them and the Message-ID in effect.
+pub fn submission_repairs(facts: &HeaderFacts, date: &str, new_id: &str) -> (String, String) {
+    let mut add = String::new();
+    if !facts.has_date {
+        add.push_str(&format!("Date: {date}\r\n"));
+    }
+    let id = match &facts.message_id {
+        Some(id) => id.clone(),
+        None => {
+            add.push_str(&format!("Message-ID: {new_id}\r\n"));
+            new_id.to_string()
+        }
+    };
+    (add, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_headers() {
+        let msg = b"From: a@b.org\r\nMessage-ID:\r\n <x@y>\r\nDate: now\r\n\r\nMessage-ID: <body@z>\r\n";
+        assert_eq!(scan(msg), HeaderFacts { has_date: true, message_id: Some("<x@y>".into()) });
+        assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
+        assert_eq!(scan(b"no header here\r\nDate: x\r\n"), HeaderFacts::default());
+        assert_eq!(scan(b""), HeaderFacts::default());
+    }
+
+    #[test]
+    fn repairs() {
+        let (add, id) = submission_repairs(&HeaderFacts::default(), "D", "<n@h>");
+        assert_eq!(add, "Date: D\r\nMessage-ID: <n@h>\r\n");
+        assert_eq!(id, "<n@h>");
+        let facts = HeaderFacts { has_date: true, message_id: Some("<o@h>".into()) };
+        assert_eq!(submission_repairs(&facts, "D", "<n@h>"), (String::new(), "<o@h>".into()));
+    }
+
+    #[test]
+    fn trace_field() {
+        let t = Trace {
+            helo: "client\r\nX-Injected: 1",
+            client_ip: None,
+            hostname: "mx.example",
+            protocol: "ESMTPSA",
+            queue_id: "ABC",
+            date: "D",
+        };
+        let r = received(&t);
+        assert!(r.starts_with("Received: from clientX-Injected:1\r\n\tby mx.example"), "{r}");
+    }
+}

@@ -1,0 +1,282 @@
+//! One SMTP connection: reads commands and content, dispatches to the verb handlers, writes
+//! their replies (batched for PIPELINING), and upgrades to TLS. The only place that touches the
+//! socket.
+
+use super::auth::{self, Flow};
+use super::body::{DataReceiver, Received};
+use super::command::{self, Command, ParseError};
+use super::reply::{Reply, common};
+use super::state::{Next, SessionState, Step};
+use super::stream::Conn;
+use super::{Context, data, ehlo, mail, rcpt, starttls};
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Why reading stopped.
+#[derive(Debug)]
+enum ReadEnd {
+    Closed,
+    Timeout,
+    TooLong,
+    /// Draining (no transaction open) or the grace period ended.
+    Stop,
+}
+
+pub struct Session {
+    ctx: Arc<Context>,
+    conn: Conn,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    st: SessionState,
+    errors: u32,
+}
+
+impl Session {
+    pub fn new(ctx: Arc<Context>, conn: Conn, st: SessionState) -> Self {
+        Session { ctx, conn, rbuf: BytesMut::with_capacity(4096), wbuf: Vec::with_capacity(1024), st, errors: 0 }
+    }
+
+    pub async fn run(mut self) {
+        let hostname = self.ctx.settings().config.hostname.clone();
+        self.send(&Reply::plain(220, vec![format!("{hostname} ESMTP Herald")]));
+        loop {
+            match self.turn().await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(end) => {
+                    match end {
+                        ReadEnd::Timeout => self.send(&common::timeout()),
+                        ReadEnd::Stop => self.send(&common::shutting_down()),
+                        ReadEnd::Closed | ReadEnd::TooLong => {}
+                    }
+                    break;
+                }
+            }
+        }
+        let _ = self.flush().await;
+        let _ = self.conn.shutdown().await;
+    }
+
+    /// One command and everything it leads to. `Ok(false)` ends the session.
+    async fn turn(&mut self) -> Result<bool, ReadEnd> {
+        if self.ctx.draining.is_cancelled() && self.st.tx.is_none() {
+            return Err(ReadEnd::Stop);
+        }
+        let line = match self.read_line().await {
+            Err(ReadEnd::TooLong) => return Ok(self.answer(common::line_too_long())),
+            other => other?,
+        };
+        let step = if self.st.auth.is_some() {
+            let flow = auth::step(&mut self.st, &line);
+            self.auth_flow(flow).await.into()
+        } else {
+            match command::parse(&line) {
+                Ok(cmd) => self.dispatch(cmd).await,
+                Err(e) => parse_error(e).into(),
+            }
+        };
+        // A BDAT chunk is answered after its bytes are read, not before.
+        let deferred = matches!(step.next, Next::ReadChunk { .. });
+        if !deferred && !self.answer(step.reply) {
+            return Ok(false);
+        }
+        match step.next {
+            Next::Continue => Ok(true),
+            Next::Close => Ok(false),
+            Next::StartTls => self.start_tls().await,
+            Next::ReadData => {
+                let received = self.read_data().await?;
+                let reply = data::finish(&self.ctx, &mut self.st, received).await;
+                Ok(self.answer(reply))
+            }
+            Next::ReadChunk { size, last } => self.chunk(size, last).await,
+        }
+    }
+
+    async fn dispatch(&mut self, cmd: Command) -> Step {
+        if self.ctx.draining.is_cancelled()
+            && !matches!(cmd, Command::Rcpt { .. } | Command::Data | Command::Bdat { .. } | Command::Noop)
+        {
+            return Step::then(common::shutting_down(), Next::Close);
+        }
+        let settings = self.ctx.settings();
+        let st = &mut self.st;
+        match cmd {
+            Command::Ehlo(name) => ehlo::ehlo(st, &settings, name).into(),
+            Command::Helo(name) => ehlo::helo(st, &settings, name).into(),
+            Command::StartTls => starttls::starttls(st),
+            Command::Auth { mechanism, initial } => {
+                let flow = auth::start(st, &mechanism, initial);
+                self.auth_flow(flow).await.into()
+            }
+            Command::Mail { from, params } => mail::mail(st, &settings, from, params).into(),
+            Command::Rcpt { to, params } => rcpt::rcpt(st, &settings, to, params).into(),
+            Command::Data => data::data(st),
+            Command::Bdat { size, last } => data::bdat(st, &settings, size, last),
+            Command::Rset => {
+                st.tx = None;
+                Reply::ok("Reset state").into()
+            }
+            Command::Noop => Reply::ok("OK").into(),
+            Command::Quit => Step::then(Reply::new(221, "2.0.0", "Bye"), Next::Close),
+            Command::Vrfy => Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message").into(),
+            Command::Expn => Reply::new(502, "5.5.1", "EXPN not available").into(),
+            Command::Help => Reply::new(214, "2.0.0", "See RFC 5321").into(),
+        }
+    }
+
+    async fn auth_flow(&mut self, flow: Flow) -> Reply {
+        match flow {
+            Flow::Reply(reply) => reply,
+            Flow::Verify { user, password } => auth::verify(&self.ctx, &mut self.st, user, password).await,
+        }
+    }
+
+    /// Queues a reply; counts errors. `false` when the session must end.
+    fn answer(&mut self, reply: Reply) -> bool {
+        self.send(&reply);
+        if reply.code == 421 {
+            return false;
+        }
+        if reply.code >= 500 {
+            self.errors += 1;
+            if self.errors >= self.ctx.settings().config.limits.max_errors {
+                self.send(&common::too_many_errors());
+                return false;
+            }
+        }
+        true
+    }
+
+    fn send(&mut self, reply: &Reply) {
+        reply.write_to(&mut self.wbuf);
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.conn.write_all(&self.wbuf).await?;
+            self.conn.flush().await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// Reads more input; pending replies go out first (PIPELINING: one write per batch).
+    async fn fill(&mut self, timeout: Duration) -> Result<(), ReadEnd> {
+        self.flush().await.map_err(|_| ReadEnd::Closed)?;
+        let stop = if self.st.tx.is_none() { self.ctx.draining.clone() } else { self.ctx.stop_now.clone() };
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16 * 1024);
+        }
+        tokio::select! {
+            read = tokio::time::timeout(timeout, self.conn.read_buf(&mut self.rbuf)) => match read {
+                Err(_) => Err(ReadEnd::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => Err(ReadEnd::Closed),
+                Ok(Ok(_)) => Ok(()),
+            },
+            _ = stop.cancelled() => Err(ReadEnd::Stop),
+        }
+    }
+
+    /// One command line (up to and including LF). Over-long lines are read to their end and
+    /// thrown away, then reported as [`ReadEnd::TooLong`].
+    async fn read_line(&mut self) -> Result<BytesMut, ReadEnd> {
+        let settings = self.ctx.settings();
+        let max = settings.config.limits.max_line_length;
+        let timeout = settings.config.limits.command_timeout.0;
+        let mut discarding = false;
+        loop {
+            if let Some(pos) = self.rbuf.iter().position(|&b| b == b'\n') {
+                let line = self.rbuf.split_to(pos + 1);
+                if discarding || line.len() > max {
+                    return Err(ReadEnd::TooLong);
+                }
+                return Ok(line);
+            }
+            if self.rbuf.len() > max {
+                discarding = true;
+                self.rbuf.clear();
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    async fn read_data(&mut self) -> Result<Received, ReadEnd> {
+        let settings = self.ctx.settings();
+        let max = settings.config.limits.max_message_size.0 as usize;
+        let timeout = settings.config.limits.data_timeout.0;
+        let mut receiver = DataReceiver::new(max);
+        loop {
+            if !self.rbuf.is_empty() {
+                match receiver.feed(&self.rbuf) {
+                    Some(n) => {
+                        self.rbuf.advance(n);
+                        return Ok(receiver.finish());
+                    }
+                    None => self.rbuf.clear(),
+                }
+            }
+            self.fill(timeout).await?;
+        }
+    }
+
+    /// Reads one BDAT chunk into the transaction; answers it, and ends the message on LAST.
+    async fn chunk(&mut self, size: u64, last: bool) -> Result<bool, ReadEnd> {
+        let timeout = self.ctx.settings().config.limits.data_timeout.0;
+        let mut remaining = size;
+        loop {
+            let take = remaining.min(self.rbuf.len() as u64) as usize;
+            let bytes = self.rbuf.split_to(take);
+            if let Some(tx) = self.st.tx.as_mut().filter(|t| t.chunk_error.is_none()) {
+                if let Some(chunks) = tx.chunks.as_mut() {
+                    chunks.feed(&bytes);
+                }
+            }
+            remaining -= take as u64;
+            if remaining == 0 {
+                break;
+            }
+            self.fill(timeout).await?;
+        }
+        if !last {
+            let reply = data::chunk_ack(&self.st, size);
+            return Ok(self.answer(reply));
+        }
+        let received = match self.st.tx.as_mut().and_then(|t| t.chunks.take()) {
+            Some(chunks) => chunks.finish(),
+            None => DataReceiver::new(0).finish(),
+        };
+        let reply = data::finish(&self.ctx, &mut self.st, received).await;
+        Ok(self.answer(reply))
+    }
+
+    async fn start_tls(&mut self) -> Result<bool, ReadEnd> {
+        self.flush().await.map_err(|_| ReadEnd::Closed)?;
+        // Anything the client pipelined behind STARTTLS is discarded, never executed.
+        self.rbuf.clear();
+        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
+            return Err(ReadEnd::Closed);
+        };
+        let limit = self.ctx.settings().config.limits.tls_handshake_timeout.0;
+        match tokio::time::timeout(limit, self.ctx.tls.accept(tcp)).await {
+            Ok(Ok(tls)) => {
+                self.conn = Conn::Tls(Box::new(tls));
+                starttls::reset_after_handshake(&mut self.st);
+                Ok(true)
+            }
+            _ => Err(ReadEnd::Closed),
+        }
+    }
+}
+
+fn parse_error(e: ParseError) -> Reply {
+    match e {
+        ParseError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
+        ParseError::Garbled => Reply::new(500, "5.5.2", "Syntax error: invalid characters in command"),
+        ParseError::Syntax(text) => Reply::new(501, "5.5.4", text),
+        ParseError::Path(p) => Reply::new(501, "5.1.3", p.text()),
+        ParseError::NullRecipient => Reply::new(501, "5.1.3", "Null recipient not allowed"),
+    }
+}

@@ -1,0 +1,136 @@
+//! The store: the only module that imports sled. It owns the on-disk layout (trees, keys,
+//! encodings, schema version) and durability (group commit). Everything else sees plain records.
+
+mod flush;
+mod queue;
+mod records;
+
+pub use flush::FlushError;
+pub use queue::QueueEntry;
+pub use records::*;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bumped when the on-disk layout changes; a database from a newer Herald is refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("database transaction failed: {0}")]
+    Transaction(String),
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+    #[error("corrupt record in tree {tree}: {reason}")]
+    Corrupt { tree: &'static str, reason: String },
+    #[error("database schema version {found} is newer than this Herald supports ({supported})")]
+    Schema { found: u32, supported: u32 },
+    #[error("cannot open database in {path}: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    messages: sled::Tree,
+    bodies: sled::Tree,
+    deliveries: sled::Tree,
+    due: sled::Tree,
+    commit: flush::GroupCommit,
+    last_id: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 << 20)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| StoreError::Open { path: dir.display().to_string(), reason: e.to_string() })?;
+        check_schema(&db)?;
+        let messages = db.open_tree("messages")?;
+        let last_id = match messages.last()? {
+            Some((k, _)) => queue::decode_id(&k)?.0,
+            None => 0,
+        };
+        let inner = Inner {
+            messages,
+            bodies: db.open_tree("bodies")?,
+            deliveries: db.open_tree("deliveries")?,
+            due: db.open_tree("due")?,
+            commit: flush::GroupCommit::new(db.clone()),
+            last_id: AtomicU64::new(last_id),
+            db,
+        };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// Waits until every write made so far is on disk (shared flush).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        Ok(self.inner.commit.durable().await?)
+    }
+
+    /// A fresh, unique, time-ordered queue id.
+    pub fn allocate_id(&self) -> QueueId {
+        let now = now_micros();
+        let mut last = self.inner.last_id.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self.inner.last_id.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return QueueId(next),
+                Err(actual) => last = actual,
+            }
+        }
+    }
+
+    /// Approximate bytes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+}
+
+fn check_schema(db: &sled::Db) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta")?;
+    match meta.get("schema_version")? {
+        None => {
+            meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+        Some(v) => {
+            let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                tree: "meta",
+                reason: "schema_version is not 4 bytes".into(),
+            })?;
+            let found = u32::from_be_bytes(bytes);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+pub fn now_secs() -> u64 {
+    now_micros() / 1_000_000
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Queue layout: `messages` (id → envelope), `bodies` (id → raw message), `deliveries`
+//! (id ++ index → delivery state) and `due` (next attempt ++ id ++ index → ()). A message is
+//! written in one transaction across the four trees, so a crash leaves all of it or none.
+
+use super::{DeliveryRecord, DeliveryState, MessageRecord, NewMessage, QueueId, Store, StoreError};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+/// A message with its deliveries, as listed by `queue ls`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QueueEntry {
+    pub message: MessageRecord,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+pub(super) fn decode_id(key: &[u8]) -> Result<QueueId, StoreError> {
+    let bytes: [u8; 8] = key.get(..8).and_then(|k| k.try_into().ok()).ok_or(StoreError::Corrupt {
+        tree: "messages",
+        reason: "short key".into(),
+    })?;
+    Ok(QueueId(u64::from_be_bytes(bytes)))
+}
+
+fn delivery_key(id: QueueId, index: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&id.0.to_be_bytes());
+    k[8..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+fn due_key(at: u64, id: QueueId, index: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..8].copy_from_slice(&at.to_be_bytes());
+    k[8..].copy_from_slice(&delivery_key(id, index));
+    k
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain structs to JSON cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { tree, reason: e.to_string() })
+}
+
+fn tx_error(e: TransactionError<()>) -> StoreError {
+    match e {
+        TransactionError::Storage(e) => StoreError::Db(e),
+        TransactionError::Abort(()) => StoreError::Transaction("aborted".into()),
+    }
+}
+
+impl Store {
+    /// Writes a message and its deliveries, then waits for the flush that makes them durable.
+    /// Only after this returns may the session answer `250`.
+    pub async fn insert_message(&self, id: QueueId, msg: NewMessage) -> Result<(), StoreError> {
+        let now = super::now_secs();
+        let record = MessageRecord {
+            id,
+            sender: msg.sender,
+            message_id: msg.message_id,
+            size: msg.body.len() as u64,
+            created: now,
+            origin: msg.origin,
+            client: msg.client,
+            dsn: msg.dsn,
+            recipients: msg.recipients.len() as u32,
+        };
+        let deliveries: Vec<DeliveryRecord> = msg
+            .recipients
+            .into_iter()
+            .map(|r| DeliveryRecord {
+                address: r.address,
+                state: DeliveryState::Queued,
+                attempts: 0,
+                next_attempt: now,
+                last_reply: None,
+                notify: r.notify,
+                orcpt: r.orcpt,
+            })
+            .collect();
+        let key = id.0.to_be_bytes();
+        let envelope = encode(&record);
+        let i = &self.inner;
+        (&i.messages, &i.bodies, &i.deliveries, &i.due)
+            .transaction(|(m, b, d, q)| {
+                b.insert(&key, msg.body.as_slice())?;
+                for (n, del) in deliveries.iter().enumerate() {
+                    d.insert(&delivery_key(id, n as u32), encode(del))?;
+                    q.insert(&due_key(now, id, n as u32), &[])?;
+                }
+                m.insert(&key, envelope.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    fn deliveries_of(&self, id: QueueId) -> Result<Vec<DeliveryRecord>, StoreError> {
+        self.inner
+            .deliveries
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| {
+                let (_, v) = kv?;
+                decode("deliveries", &v)
+            })
+            .collect()
+    }
+
+    /// Every queued message with its deliveries, oldest first.
+    pub fn list_queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.inner.messages.iter() {
+            let (_, v) = kv?;
+            let message: MessageRecord = decode("messages", &v)?;
+            let deliveries = self.deliveries_of(message.id)?;
+            out.push(QueueEntry { message, deliveries });
+        }
+        Ok(out)
+    }
+
+    /// Number of messages in the queue.
+    pub fn queue_len(&self) -> usize {
+        self.inner.messages.len()
+    }
+
+    /// One message with its deliveries.
+    pub fn get_message(&self, id: QueueId) -> Result<Option<QueueEntry>, StoreError> {
+        let Some(v) = self.inner.messages.get(id.0.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let message: MessageRecord = decode("messages", &v)?;
+        let deliveries = self.deliveries_of(id)?;
+        Ok(Some(QueueEntry { message, deliveries }))
+    }
+
+    /// The raw stored message.
+    pub fn get_body(&self, id: QueueId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.bodies.get(id.0.to_be_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Removes a message and all its deliveries; durable when it returns. `false` if unknown.
+    pub async fn delete_message(&self, id: QueueId) -> Result<bool, StoreError> {
+        let Some(entry) = self.get_message(id)? else {
+            return Ok(false);
+        };
+        let key = id.0.to_be_bytes();
+        let i = &self.inner;
+        (&i.messages, &i.bodies, &i.deliveries, &i.due)
+            .transaction(|(m, b, d, q)| {
+                m.remove(&key)?;
+                b.remove(&key)?;
+                for (n, del) in entry.deliveries.iter().enumerate() {
+                    d.remove(&delivery_key(id, n as u32))?;
+                    q.remove(&due_key(del.next_attempt, id, n as u32))?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(tx_error)?;
+        self.durable().await?;
+        Ok(true)
+    }
+}
