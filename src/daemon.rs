@@ -46,13 +46,17 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
                 "created development user \"dev\" with password \"{p}\" (saved in {}; loopback only)",
                 dev.password_file.display()
             )),
-            None => announce(&format!("development user \"dev\": password in {}", dev.password_file.display())),
+            None => announce(&format!(
+                "development user \"dev\": password in {}",
+                dev.password_file.display()
+            )),
         }
     }
     let dev_user = dev.map(|d| d.user);
     let (cert, key) = tls::cert_paths(&config)?;
     let acceptor = tls::acceptor(&cert, &key)?;
-    let (settings_tx, settings_rx) = watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())));
+    let (settings_tx, settings_rx) =
+        watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())));
 
     let ctx = Arc::new(smtp::Context {
         settings: settings_rx,
@@ -66,20 +70,39 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     });
     let tracker = TaskTracker::new();
     let l = &config.listen;
-    for (role, addrs) in [(Role::Submission, &l.submission), (Role::Submissions, &l.submissions), (Role::Inbound, &l.inbound)] {
+    for (role, addrs) in [
+        (Role::Submission, &l.submission),
+        (Role::Submissions, &l.submissions),
+        (Role::Inbound, &l.inbound),
+    ] {
         for addr in addrs {
-            let addr: SocketAddr = addr.parse().with_context(|| format!("listen.{}: bad address {addr}", role.name()))?;
-            let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-            announce(&format!("listening {} {}", role.name(), listener.local_addr()?));
+            let addr: SocketAddr = addr
+                .parse()
+                .with_context(|| format!("listen.{}: bad address {addr}", role.name()))?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            announce(&format!(
+                "listening {} {}",
+                role.name(),
+                listener.local_addr()?
+            ));
             tracker.spawn(smtp::serve(ctx.clone(), role, listener, tracker.clone()));
         }
     }
     let admin_path = admin::socket_path(&config.data_dir);
     let admin_listener = admin::bind(&admin_path)
         .with_context(|| format!("cannot bind admin socket {}", admin_path.display()))?;
+    // Admin and watchdog outlive the sessions' drain, so they have their own tracker.
+    let aux = TaskTracker::new();
     let admin_stop = CancellationToken::new();
-    tracker.spawn(admin::serve(admin_listener, store.clone(), admin_stop.clone(), tracker.clone()));
-    spawn_watchdog(&tracker, admin_stop.clone());
+    aux.spawn(admin::serve(
+        admin_listener,
+        store.clone(),
+        admin_stop.clone(),
+        aux.clone(),
+    ));
+    spawn_watchdog(&aux, admin_stop.clone());
 
     notify(&[NotifyState::Ready]);
     announce(&format!("ready (queue: {} messages)", store.queue_len()));
@@ -96,8 +119,10 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         tracing::warn!("grace period over: closing remaining sessions");
         ctx.stop_now.cancel();
     }
-    admin_stop.cancel();
     tracker.wait().await;
+    admin_stop.cancel();
+    aux.close();
+    aux.wait().await;
     store.durable().await?;
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("herald stopped");
@@ -122,17 +147,26 @@ async fn wait_for_signals(
     }
 }
 
-fn reload(file: Option<&std::path::Path>, dev_user: Option<config::User>, settings: &watch::Sender<Arc<Settings>>) {
+fn reload(
+    file: Option<&std::path::Path>,
+    dev_user: Option<config::User>,
+    settings: &watch::Sender<Arc<Settings>>,
+) {
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now().ok());
     notify(&states);
     match config::load(file) {
         Ok(loaded) => {
             let old = settings.borrow().config.listen.clone();
-            if serde_json::to_string(&old).ok() != serde_json::to_string(&loaded.config.listen).ok() {
+            if serde_json::to_string(&old).ok() != serde_json::to_string(&loaded.config.listen).ok()
+            {
                 tracing::warn!("listen addresses changed: they take effect after a restart");
             }
-            let dev_user = if loaded.config.users.is_empty() { dev_user } else { None };
+            let dev_user = if loaded.config.users.is_empty() {
+                dev_user
+            } else {
+                None
+            };
             settings.send_replace(Arc::new(Settings::new(loaded.config, dev_user)));
             tracing::info!("configuration reloaded");
             announce("reloaded");

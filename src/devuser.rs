@@ -42,7 +42,11 @@ pub fn ensure(config: &Config) -> std::io::Result<Option<DevUser>> {
     let (password, new_password) = match std::fs::read_to_string(&password_file) {
         Ok(p) if !p.trim().is_empty() => (p.trim().to_string(), None),
         _ => {
-            let p: String = rand::thread_rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect();
+            let p: String = rand::thread_rng()
+                .sample_iter(&Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect();
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -55,6 +59,15 @@ pub fn ensure(config: &Config) -> std::io::Result<Option<DevUser>> {
         }
     };
     let password_hash = hash_password(&password).map_err(std::io::Error::other)?;
-    let user = User { name: "dev".into(), password_hash, senders: vec!["*".into()], may_send_service: true };
-    Ok(Some(DevUser { user, password_file, new_password }))
+    let user = User {
+        name: "dev".into(),
+        password_hash,
+        senders: vec!["*".into()],
+        may_send_service: true,
+    };
+    Ok(Some(DevUser {
+        user,
+        password_file,
+        new_password,
+    }))
 }

@@ -20,7 +20,9 @@ pub fn init(format: LogFormat) {
         .with_target(false);
     let result = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     // Already installed (tests run several daemons in one process): keep the first.
     let _ = result;
@@ -29,7 +31,11 @@ pub fn init(format: LogFormat) {
 /// `jane@example.org` → `j***@example.org` unless full addresses are allowed in logs.
 pub fn redact(address: &str, show: bool) -> String {
     if show || address.is_empty() {
-        return if address.is_empty() { "<>".into() } else { address.to_string() };
+        return if address.is_empty() {
+            "<>".into()
+        } else {
+            address.to_string()
+        };
     }
     match address.rsplit_once('@') {
         Some((local, domain)) => {

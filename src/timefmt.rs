@@ -28,13 +28,23 @@ fn parts(secs: u64) -> Parts {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     let (y, mo, d) = civil_from_days(days);
-    Parts { y, mo, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, weekday: ((days + 4) % 7) as usize }
+    Parts {
+        y,
+        mo,
+        d,
+        h: rem / 3600,
+        mi: rem % 3600 / 60,
+        s: rem % 60,
+        weekday: ((days + 4) % 7) as usize,
+    }
 }
 
 /// `Thu, 26 Nov 2026 00:28:20 +0000`
 pub fn rfc5322(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let p = parts(secs);
     format!(
         "{}, {} {} {} {:02}:{:02}:{:02} +0000",
@@ -51,7 +61,10 @@ pub fn rfc5322(secs: u64) -> String {
 /// `2026-11-26T00:28:20Z`
 pub fn rfc3339(secs: u64) -> String {
     let p = parts(secs);
-    format!("{}-{:02}-{:02}T{:02}:{:02}:{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
+    format!(
+        "{}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        p.y, p.mo, p.d, p.h, p.mi, p.s
+    )
 }
 
 #[cfg(test)]

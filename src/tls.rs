@@ -33,18 +33,34 @@ pub fn cert_paths(config: &Config) -> Result<(PathBuf, PathBuf), TlsError> {
 }
 
 fn generate(hostname: &str, cert: &Path, key: &Path) -> Result<(), TlsError> {
-    let names = vec![hostname.to_string(), "localhost".to_string(), "127.0.0.1".to_string()];
-    let pair = rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let names = vec![
+        hostname.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
+    let pair =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     write_private(key, pair.key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(cert, pair.cert.pem())
-        .map_err(|e| TlsError::Read { path: cert.display().to_string(), reason: e.to_string() })
+    std::fs::write(cert, pair.cert.pem()).map_err(|e| TlsError::Read {
+        path: cert.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| TlsError::Read { path: path.display().to_string(), reason: e.to_string() };
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(err)?;
+    let err = |e: std::io::Error| TlsError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
     f.write_all(bytes).map_err(err)
 }
 
@@ -59,7 +75,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, Tl
         .collect::<Result<_, _>>()
         .map_err(|e| read_err(cert, e))?;
     if certs.is_empty() {
-        return Err(TlsError::Invalid(format!("{} holds no certificate", cert.display())));
+        return Err(TlsError::Invalid(format!(
+            "{} holds no certificate",
+            cert.display()
+        )));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| read_err(key, e))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

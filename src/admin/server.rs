@@ -23,7 +23,12 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-pub async fn serve(listener: UnixListener, store: Store, stop: CancellationToken, tracker: TaskTracker) {
+pub async fn serve(
+    listener: UnixListener,
+    store: Store,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+) {
     loop {
         let conn = tokio::select! {
             _ = stop.cancelled() => break,
@@ -46,7 +51,9 @@ pub async fn serve(listener: UnixListener, store: Store, stop: CancellationToken
 async fn handle(stream: UnixStream, store: Store) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(req) => answer(req, &store).await,
         Err(e) => Response::err(format!("bad request: {e}")),

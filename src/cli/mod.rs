@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "herald", version, about = "Mail transfer and permission-based mailing-list daemon")]
+#[command(
+    name = "herald",
+    version,
+    about = "Mail transfer and permission-based mailing-list daemon"
+)]
 pub struct Cli {
     /// Config file (else $HERALD_CONFIG, else /etc/herald/herald.toml if it exists, else built-in defaults)
     #[arg(long, global = true, env = "HERALD_CONFIG")]
@@ -67,7 +71,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
             Ok(loaded) => match config::redacted_toml(&loaded.config) {
                 Ok(text) => {
-                    let from = loaded.file.map_or("built-in defaults".into(), |f| f.display().to_string());
+                    let from = loaded
+                        .file
+                        .map_or("built-in defaults".into(), |f| f.display().to_string());
                     println!("# configuration OK ({from})\n{text}");
                     ExitCode::SUCCESS
                 }
@@ -92,7 +98,10 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("herald: cannot start the runtime: {e}");

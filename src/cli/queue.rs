@@ -35,22 +35,45 @@ pub fn render_list(data: &Value) -> String {
     if entries.is_empty() {
         return "Mail queue is empty\n".into();
     }
-    let mut out = format!("{:<17} {:>9} {:<21} {}\n", "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------");
+    let mut out = format!(
+        "{:<17} {:>9} {:<21} {}\n",
+        "-Queue ID-", "--Size--", "----Arrival Time----", "-Sender/Recipient-------"
+    );
     let mut total = 0;
     for e in entries {
         let size = e["size"].as_u64().unwrap_or(0);
         total += size;
-        let sender = if s(e, "sender").is_empty() { "<>" } else { s(e, "sender") };
-        out += &format!("{:<17} {:>9} {:<21} {}\n", s(e, "id"), size, s(e, "created"), sender);
+        let sender = if s(e, "sender").is_empty() {
+            "<>"
+        } else {
+            s(e, "sender")
+        };
+        out += &format!(
+            "{:<17} {:>9} {:<21} {}\n",
+            s(e, "id"),
+            size,
+            s(e, "created"),
+            sender
+        );
         for r in e["recipients"].as_array().unwrap_or(&empty) {
-            let mut line = format!("{} ({}, {} attempts)", s(r, "address"), s(r, "state"), r["attempts"].as_u64().unwrap_or(0));
+            let mut line = format!(
+                "{} ({}, {} attempts)",
+                s(r, "address"),
+                s(r, "state"),
+                r["attempts"].as_u64().unwrap_or(0)
+            );
             if let Some(reply) = r["last_reply"].as_str() {
                 line += &format!(" {reply}");
             }
             out += &format!("{:49} {line}\n", "");
         }
     }
-    out += &format!("-- {} Kbytes in {} Request{}.\n", total.div_ceil(1024), entries.len(), if entries.len() == 1 { "" } else { "s" });
+    out += &format!(
+        "-- {} Kbytes in {} Request{}.\n",
+        total.div_ceil(1024),
+        entries.len(),
+        if entries.len() == 1 { "" } else { "s" }
+    );
     out
 }
 

@@ -31,7 +31,11 @@ impl fmt::Display for ConfigError {
         if self.key.is_empty() {
             write!(f, "{}: {}", self.source_name, self.reason)
         } else {
-            write!(f, "{}: key `{}`: {}", self.source_name, self.key, self.reason)
+            write!(
+                f,
+                "{}: key `{}`: {}",
+                self.source_name, self.key, self.reason
+            )
         }
     }
 }
@@ -68,16 +72,23 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(
-        Env::prefixed("HERALD_")
-            .split("__")
-            .ignore(&["config", "log", "log_format"]),
-    );
+    figment = figment.merge(Env::prefixed("HERALD_").split("__").ignore(&[
+        "config",
+        "log",
+        "log_format",
+    ]));
     let config: Config = figment.extract().map_err(|e| from_figment(&e, file))?;
     if let Err((key, reason)) = validate::validate(&config) {
-        return Err(ConfigError { source_name: locate(&figment, &key, file), key, reason });
+        return Err(ConfigError {
+            source_name: locate(&figment, &key, file),
+            key,
+            reason,
+        });
     }
-    Ok(Loaded { config, file: file.map(Path::to_path_buf) })
+    Ok(Loaded {
+        config,
+        file: file.map(Path::to_path_buf),
+    })
 }
 
 fn source_of(meta: &figment::Metadata, file: Option<&Path>) -> String {
@@ -101,15 +112,18 @@ fn locate(figment: &Figment, key: &str, file: Option<&Path>) -> String {
             None => break,
         }
     }
-    file.map_or_else(|| "embedded default".to_string(), |f| f.display().to_string())
+    file.map_or_else(
+        || "embedded default".to_string(),
+        |f| f.display().to_string(),
+    )
 }
 
 fn from_figment(err: &figment::Error, file: Option<&Path>) -> ConfigError {
     let mut path = err.path.clone();
-    if let figment::error::Kind::UnknownField(field, _) = &err.kind {
-        if path.last() != Some(field) {
-            path.push(field.clone());
-        }
+    if let figment::error::Kind::UnknownField(field, _) = &err.kind
+        && path.last() != Some(field)
+    {
+        path.push(field.clone());
     }
     let source_name = match &err.metadata {
         Some(meta) => source_of(meta, file),
@@ -119,7 +133,11 @@ fn from_figment(err: &figment::Error, file: Option<&Path>) -> ConfigError {
         figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
         kind => kind.to_string(),
     };
-    ConfigError { source_name, key: path.join("."), reason }
+    ConfigError {
+        source_name,
+        key: path.join("."),
+        reason,
+    }
 }
 
 /// The effective configuration as TOML with secrets replaced, for `check-config`.

@@ -35,7 +35,12 @@ impl Settings {
             .collect();
         let mut users = config.users.clone();
         users.extend(dev_user);
-        Settings { config, users, own_domains, discussion_lists }
+        Settings {
+            config,
+            users,
+            own_domains,
+            discussion_lists,
+        }
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
@@ -50,7 +55,10 @@ impl Settings {
             return local_lc == "postmaster";
         }
         let domain_lc = domain.to_ascii_lowercase();
-        if self.discussion_lists.contains(&format!("{local_lc}@{domain_lc}")) {
+        if self
+            .discussion_lists
+            .contains(&format!("{local_lc}@{domain_lc}"))
+        {
             return true;
         }
         if !self.own_domains.contains(&domain_lc) {
@@ -62,8 +70,14 @@ impl Settings {
 
 /// `b+TOKEN` or `u+TOKEN` with a token of lower-case letters and digits.
 fn is_token_address(local: &str) -> bool {
-    let token = local.strip_prefix("b+").or_else(|| local.strip_prefix("u+"));
-    token.is_some_and(|t| (1..=200).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+    let token = local
+        .strip_prefix("b+")
+        .or_else(|| local.strip_prefix("u+"));
+    token.is_some_and(|t| {
+        (1..=200).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 /// Whether `user` may use `address` as envelope sender: exact match or `*@domain`, case-insensitive;
@@ -89,11 +103,16 @@ mod tests {
     use crate::config::Domain;
 
     fn settings() -> Settings {
-        let mut config = Config::default();
-        config.hostname = "mx.example.org".into();
+        let mut config = Config {
+            hostname: "mx.example.org".into(),
+            ..Config::default()
+        };
         config.domains.insert(
             "example.org".into(),
-            Domain { bounce_domain: Some("Bounces.Example.org".into()), ..Domain::default() },
+            Domain {
+                bounce_domain: Some("Bounces.Example.org".into()),
+                ..Domain::default()
+            },
         );
         Settings::new(config, None)
     }

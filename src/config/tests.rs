@@ -2,8 +2,12 @@ use super::*;
 use std::io::Write;
 
 fn write(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap_or_else(|e| panic!("{e}"));
-    f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut f = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .unwrap_or_else(|e| panic!("{e}"));
+    f.write_all(text.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
     f
 }
 
@@ -28,11 +32,18 @@ fn embedded_default_loads() {
 
 #[test]
 fn file_values_and_human_units() {
-    let f = write("data_dir = \"/tmp/x\"\n[limits]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"30s\"\n");
-    let c = load(Some(f.path())).unwrap_or_else(|e| panic!("{e}")).config;
+    let f = write(
+        "data_dir = \"/tmp/x\"\n[limits]\nmax_message_size = \"10MiB\"\ncommand_timeout = \"30s\"\n",
+    );
+    let c = load(Some(f.path()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
     assert_eq!(c.limits.max_message_size.0, 10 << 20);
     assert_eq!(c.limits.command_timeout.0.as_secs(), 30);
-    assert_eq!(c.limits.max_recipients, 1000, "unset keys keep their defaults");
+    assert_eq!(
+        c.limits.max_recipients, 1000,
+        "unset keys keep their defaults"
+    );
 }
 
 #[test]
@@ -72,5 +83,8 @@ fn secrets_are_redacted() {
         may_send_service: false,
     });
     let text = redacted_toml(&c).unwrap_or_default();
-    assert!(text.contains("<redacted>") && !text.contains("secret"), "{text}");
+    assert!(
+        text.contains("<redacted>") && !text.contains("secret"),
+        "{text}"
+    );
 }

@@ -181,7 +181,11 @@ impl Default for Config {
             .to_string_lossy()
             .trim()
             .to_ascii_lowercase();
-        let hostname = if hostname.is_empty() { "localhost".to_string() } else { hostname };
+        let hostname = if hostname.is_empty() {
+            "localhost".to_string()
+        } else {
+            hostname
+        };
         Config {
             hostname,
             data_dir: PathBuf::from("./herald-data"),
@@ -199,15 +203,23 @@ impl Default for Config {
                 relay: None,
                 rate: BTreeMap::from([(
                     "default".to_string(),
-                    Rate { count: 600, per: Duration::from_secs(60) },
+                    Rate {
+                        count: 600,
+                        per: Duration::from_secs(60),
+                    },
                 )]),
                 burst: 5,
                 max_connections_per_domain: 10,
-                retry: [5, 10, 30, 60, 120, 240, 480].into_iter().map(mins).collect(),
+                retry: [5, 10, 30, 60, 120, 240, 480]
+                    .into_iter()
+                    .map(mins)
+                    .collect(),
                 expire: mins(5 * 24 * 60),
                 tls: TlsPolicy::Opportunistic,
             },
-            unsubscribe: Unsubscribe { base_url: "http://127.0.0.1:8025".into() },
+            unsubscribe: Unsubscribe {
+                base_url: "http://127.0.0.1:8025".into(),
+            },
             lists: Vec::new(),
             limits: Limits {
                 max_message_size: ByteSize(25 << 20),
@@ -223,7 +235,10 @@ impl Default for Config {
                 tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
                 shutdown_grace: HumanDuration(Duration::from_secs(30)),
             },
-            bounce: Bounce { soft_limit: 5, soft_window: mins(14 * 24 * 60) },
+            bounce: Bounce {
+                soft_limit: 5,
+                soft_window: mins(14 * 24 * 60),
+            },
             policy: Policy::default(),
             privacy: Privacy::default(),
             postmaster: None,

@@ -37,12 +37,21 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     validate_delivery(config)?;
     for (i, list) in config.lists.iter().enumerate() {
         let ok = !list.id.is_empty()
-            && list.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            && list
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {
-            return Err(problem(format!("lists.{i}.id"), "must be a non-empty slug of a-z, 0-9 and -"));
+            return Err(problem(
+                format!("lists.{i}.id"),
+                "must be a non-empty slug of a-z, 0-9 and -",
+            ));
         }
         if !list.address.contains('@') {
-            return Err(problem(format!("lists.{i}.address"), "must be an email address"));
+            return Err(problem(
+                format!("lists.{i}.address"),
+                "must be an email address",
+            ));
         }
     }
     Ok(())
@@ -52,7 +61,10 @@ fn validate_users(config: &Config) -> Result<(), Problem> {
     let mut seen = std::collections::HashSet::new();
     for (i, user) in config.users.iter().enumerate() {
         if user.name.is_empty() || !seen.insert(user.name.as_str()) {
-            return Err(problem(format!("users.{i}.name"), "must be present and unique"));
+            return Err(problem(
+                format!("users.{i}.name"),
+                "must be present and unique",
+            ));
         }
         if argon2::password_hash::PasswordHash::new(&user.password_hash).is_err() {
             return Err(problem(
@@ -61,7 +73,10 @@ fn validate_users(config: &Config) -> Result<(), Problem> {
             ));
         }
         for sender in &user.senders {
-            let ok = sender == "*" || sender.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
+            let ok = sender == "*"
+                || sender
+                    .split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
             if !ok {
                 return Err(problem(
                     format!("users.{i}.senders"),
@@ -79,7 +94,10 @@ fn validate_limits(config: &Config) -> Result<(), Problem> {
         return Err(problem("limits.max_message_size", "must be at least 1KiB"));
     }
     if l.max_line_length < 512 {
-        return Err(problem("limits.max_line_length", "must be at least 512 (RFC 5321 §4.5.3.1.4)"));
+        return Err(problem(
+            "limits.max_line_length",
+            "must be at least 512 (RFC 5321 §4.5.3.1.4)",
+        ));
     }
     for (key, value) in [
         ("limits.max_recipients", l.max_recipients),
@@ -91,7 +109,10 @@ fn validate_limits(config: &Config) -> Result<(), Problem> {
         }
     }
     if l.command_timeout.0.is_zero() || l.data_timeout.0.is_zero() {
-        return Err(problem("limits.command_timeout", "timeouts must be longer than zero"));
+        return Err(problem(
+            "limits.command_timeout",
+            "timeouts must be longer than zero",
+        ));
     }
     Ok(())
 }
@@ -105,9 +126,14 @@ fn validate_delivery(config: &Config) -> Result<(), Problem> {
         return Err(problem("delivery.retry", "needs at least one step"));
     }
     if let Some(relay) = &d.relay {
-        let ok = relay.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let ok = relay
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if !ok {
-            return Err(problem("delivery.relay", format!("{relay:?} is not host:port")));
+            return Err(problem(
+                "delivery.relay",
+                format!("{relay:?} is not host:port"),
+            ));
         }
     }
     Ok(())

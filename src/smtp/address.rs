@@ -14,7 +14,11 @@ pub struct Mailbox {
 impl Mailbox {
     /// The address as it is stored and logged (domain lower-cased, local part as given).
     pub fn address(&self) -> String {
-        let local = if self.quoted { quote(&self.local) } else { self.local.clone() };
+        let local = if self.quoted {
+            quote(&self.local)
+        } else {
+            self.local.clone()
+        };
         if self.domain.is_empty() {
             local
         } else {
@@ -129,10 +133,22 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
         None => return Err(PathError::BadLocalPart),
     };
     let literal = domain.starts_with('[');
-    if !domain.is_empty() && !(if literal { valid_literal(domain) } else { valid_domain(domain) }) {
+    if !domain.is_empty()
+        && !(if literal {
+            valid_literal(domain)
+        } else {
+            valid_domain(domain)
+        })
+    {
         return Err(PathError::BadDomain);
     }
-    Ok(Mailbox { local, domain: domain.to_string(), quoted, routed: false, literal })
+    Ok(Mailbox {
+        local,
+        domain: domain.to_string(),
+        quoted,
+        routed: false,
+        literal,
+    })
 }
 
 /// Unquotes the body of a quoted string (after the opening quote); returns it and bytes consumed.
@@ -157,11 +173,15 @@ fn unquote(s: &str) -> Result<(String, usize), PathError> {
 }
 
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c) || (!c.is_ascii() && !c.is_control())
+    c.is_ascii_alphanumeric()
+        || "!#$%&'*+-/=?^_`{|}~".contains(c)
+        || (!c.is_ascii() && !c.is_control())
 }
 
 fn valid_dot_atom(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|part| !part.is_empty() && part.chars().all(is_atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|part| !part.is_empty() && part.chars().all(is_atext))
 }
 
 pub fn valid_domain(s: &str) -> bool {
@@ -172,7 +192,9 @@ pub fn valid_domain(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control()))
+                && label.chars().all(|c| {
+                    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control())
+                })
         })
 }
 

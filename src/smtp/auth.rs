@@ -31,13 +31,21 @@ pub fn start(st: &mut SessionState, mechanism: &str, initial: Option<String>) ->
         return Flow::Reply(Reply::new(502, "5.5.1", "AUTH not available on this port"));
     }
     if !st.tls {
-        return Flow::Reply(Reply::new(530, "5.7.0", "Must issue a STARTTLS command first"));
+        return Flow::Reply(Reply::new(
+            530,
+            "5.7.0",
+            "Must issue a STARTTLS command first",
+        ));
     }
     if st.user.is_some() {
         return Flow::Reply(Reply::new(503, "5.5.1", "Already authenticated"));
     }
     if st.tx.is_some() {
-        return Flow::Reply(Reply::new(503, "5.5.1", "AUTH not allowed during a mail transaction"));
+        return Flow::Reply(Reply::new(
+            503,
+            "5.5.1",
+            "AUTH not allowed during a mail transaction",
+        ));
     }
     match (mechanism, initial) {
         ("PLAIN", None) => {
@@ -56,12 +64,20 @@ pub fn start(st: &mut SessionState, mechanism: &str, initial: Option<String>) ->
             }
             None => Flow::Reply(syntax()),
         },
-        _ => Flow::Reply(Reply::new(504, "5.5.4", "Unrecognized authentication mechanism")),
+        _ => Flow::Reply(Reply::new(
+            504,
+            "5.5.4",
+            "Unrecognized authentication mechanism",
+        )),
     }
 }
 
 fn challenge(text: &str) -> Reply {
-    Reply { code: 334, status: "", lines: vec![B64.encode(text)] }
+    Reply {
+        code: 334,
+        status: "",
+        lines: vec![B64.encode(text)],
+    }
 }
 
 /// The client's answer to a 334 challenge.
@@ -100,16 +116,24 @@ fn decode_plain(data: &str) -> Flow {
         return Flow::Reply(syntax());
     };
     let mut parts = bytes.split(|&b| b == 0);
-    let (Some(authz), Some(authc), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Flow::Reply(syntax());
-    };
-    let (Ok(authz), Ok(user), Ok(password)) =
-        (std::str::from_utf8(authz), String::from_utf8(authc.to_vec()), String::from_utf8(pass.to_vec()))
+    let (Some(authz), Some(authc), Some(pass), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Flow::Reply(syntax());
     };
+    let (Ok(authz), Ok(user), Ok(password)) = (
+        std::str::from_utf8(authz),
+        String::from_utf8(authc.to_vec()),
+        String::from_utf8(pass.to_vec()),
+    ) else {
+        return Flow::Reply(syntax());
+    };
     if !authz.is_empty() && authz != user {
-        return Flow::Reply(Reply::new(535, "5.7.8", "Authentication credentials invalid"));
+        return Flow::Reply(Reply::new(
+            535,
+            "5.7.8",
+            "Authentication credentials invalid",
+        ));
     }
     Flow::Verify { user, password }
 }
@@ -122,10 +146,19 @@ pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password
     let settings = ctx.settings();
     let limits = &settings.config.limits;
     let ip = st.peer.ip();
-    if ctx.auth_throttle.blocked(ip, limits.max_auth_failures, limits.auth_failure_window.0) {
-        return Reply::new(454, "4.7.0", "Too many authentication failures; try again later");
+    if ctx
+        .auth_throttle
+        .blocked(ip, limits.max_auth_failures, limits.auth_failure_window.0)
+    {
+        return Reply::new(
+            454,
+            "4.7.0",
+            "Too many authentication failures; try again later",
+        );
     }
-    let hash = settings.user(&user).map_or(DECOY_HASH.to_string(), |u| u.password_hash.clone());
+    let hash = settings
+        .user(&user)
+        .map_or(DECOY_HASH.to_string(), |u| u.password_hash.clone());
     let known = settings.user(&user).is_some();
     let ok = {
         let Ok(_permit) = ctx.auth_slots.acquire().await else {
@@ -133,7 +166,11 @@ pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password
         };
         tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                .map(|h| {
+                    argon2::Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
@@ -144,7 +181,9 @@ pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password
         st.user = Some(user);
         return Reply::new(235, "2.7.0", "Authentication successful");
     }
-    let n = ctx.auth_throttle.record_failure(ip, limits.auth_failure_window.0);
+    let n = ctx
+        .auth_throttle
+        .record_failure(ip, limits.auth_failure_window.0);
     tracing::warn!(client = %ip, failures = n, "authentication failed");
     Reply::new(535, "5.7.8", "Authentication credentials invalid")
 }

@@ -39,7 +39,12 @@ impl DataReceiver {
         DataReceiver {
             st: St::LineStart,
             max,
-            out: Received { body: Vec::new(), size: 0, bare_newline: false, oversize: false },
+            out: Received {
+                body: Vec::new(),
+                size: 0,
+                bare_newline: false,
+                oversize: false,
+            },
         }
     }
 
@@ -118,7 +123,12 @@ impl ChunkReceiver {
         ChunkReceiver {
             prev_cr: false,
             max,
-            out: Received { body: Vec::new(), size: 0, bare_newline: false, oversize: false },
+            out: Received {
+                body: Vec::new(),
+                size: 0,
+                bare_newline: false,
+                oversize: false,
+            },
         }
     }
 

@@ -13,9 +13,16 @@ use crate::store::{NewMessage, Origin};
 pub fn data(st: &SessionState) -> Step {
     match &st.tx {
         None => common::bad_sequence("Need MAIL command first").into(),
-        Some(tx) if tx.chunks.is_some() => common::bad_sequence("DATA not allowed after BDAT").into(),
-        Some(tx) if tx.recipients.is_empty() => Reply::new(554, "5.5.1", "No valid recipients").into(),
-        Some(_) => Step::then(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"), Next::ReadData),
+        Some(tx) if tx.chunks.is_some() => {
+            common::bad_sequence("DATA not allowed after BDAT").into()
+        }
+        Some(tx) if tx.recipients.is_empty() => {
+            Reply::new(554, "5.5.1", "No valid recipients").into()
+        }
+        Some(_) => Step::then(
+            Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"),
+            Next::ReadData,
+        ),
     }
 }
 
@@ -29,9 +36,12 @@ pub fn bdat(st: &mut SessionState, settings: &Settings, size: u64, last: bool) -
         return Step::then(common::bad_sequence("Need MAIL command first"), next);
     };
     if tx.recipients.is_empty() {
-        tx.chunk_error.get_or_insert(Reply::new(554, "5.5.1", "No valid recipients"));
+        tx.chunk_error
+            .get_or_insert(Reply::new(554, "5.5.1", "No valid recipients"));
     }
-    let chunks = tx.chunks.get_or_insert_with(|| ChunkReceiver::new(max as usize));
+    let chunks = tx
+        .chunks
+        .get_or_insert_with(|| ChunkReceiver::new(max as usize));
     if chunks.size().saturating_add(size) > max {
         tx.chunk_error.get_or_insert(size_error());
     }
@@ -39,7 +49,11 @@ pub fn bdat(st: &mut SessionState, settings: &Settings, size: u64, last: bool) -
 }
 
 fn size_error() -> Reply {
-    Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size")
+    Reply::new(
+        552,
+        "5.3.4",
+        "Message size exceeds fixed maximum message size",
+    )
 }
 
 /// Reply for a non-final BDAT chunk that has been read.
@@ -61,7 +75,11 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
     }
     if received.bare_newline {
         tracing::info!(client = %st.peer.ip(), "refused message with bare LF or CR");
-        return Reply::new(550, "5.6.0", "Message contains bare LF or CR; lines must end with CRLF");
+        return Reply::new(
+            550,
+            "5.6.0",
+            "Message contains bare LF or CR; lines must end with CRLF",
+        );
     }
     if received.oversize {
         return size_error();
@@ -74,7 +92,11 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
     let facts = repair::scan(&received.body);
     let trace = Trace {
         helo: st.helo.as_deref().unwrap_or("unknown"),
-        client_ip: if st.user.is_some() { None } else { Some(st.peer.ip()) },
+        client_ip: if st.user.is_some() {
+            None
+        } else {
+            Some(st.peer.ip())
+        },
         hostname: &config.hostname,
         protocol: st.protocol(),
         queue_id: &id.to_string(),

@@ -37,7 +37,12 @@ pub enum Refusal {
 }
 
 impl ConnLimiter {
-    pub fn admit(&self, ip: IpAddr, max_total: usize, max_per_ip: usize) -> Result<ConnGuard, Refusal> {
+    pub fn admit(
+        &self,
+        ip: IpAddr,
+        max_total: usize,
+        max_per_ip: usize,
+    ) -> Result<ConnGuard, Refusal> {
         let mut c = lock(&self.counts);
         if c.total >= max_total {
             return Err(Refusal::Total);
@@ -48,7 +53,10 @@ impl ConnLimiter {
         }
         c.total += 1;
         c.per_ip.insert(ip, n + 1);
-        Ok(ConnGuard { counts: self.counts.clone(), ip })
+        Ok(ConnGuard {
+            counts: self.counts.clone(),
+            ip,
+        })
     }
 
     pub fn open(&self) -> usize {

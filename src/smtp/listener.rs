@@ -36,7 +36,11 @@ pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker
         };
         let _ = tcp.set_nodelay(true);
         let limits = ctx.settings().config.limits.clone();
-        match ctx.conns.admit(peer.ip(), limits.max_connections, limits.max_connections_per_ip) {
+        match ctx.conns.admit(
+            peer.ip(),
+            limits.max_connections,
+            limits.max_connections_per_ip,
+        ) {
             Ok(guard) => {
                 let ctx = ctx.clone();
                 tracker.spawn(async move {
@@ -73,7 +77,12 @@ async fn refuse(mut tcp: TcpStream, why: Refusal) {
 
 async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr) {
     let settings = ctx.settings();
-    let trusted = role.is_submission() && settings.config.trusted_networks.iter().any(|n| n.contains(&peer.ip()));
+    let trusted = role.is_submission()
+        && settings
+            .config
+            .trusted_networks
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
     let conn = if role == Role::Submissions {
         let limit = settings.config.limits.tls_handshake_timeout.0;
         match tokio::time::timeout(limit, ctx.tls.accept(tcp)).await {

@@ -9,7 +9,12 @@ use crate::store::DsnEnvelope;
 
 type Params = Vec<(String, Option<String>)>;
 
-pub fn mail(st: &mut SessionState, settings: &Settings, from: Option<Mailbox>, params: Params) -> Reply {
+pub fn mail(
+    st: &mut SessionState,
+    settings: &Settings,
+    from: Option<Mailbox>,
+    params: Params,
+) -> Reply {
     if st.helo.is_none() {
         return common::bad_sequence("Send EHLO/HELO first");
     }
@@ -24,37 +29,69 @@ pub fn mail(st: &mut SessionState, settings: &Settings, from: Option<Mailbox>, p
         };
     }
     let sender = from.as_ref().map(Mailbox::address).unwrap_or_default();
-    if from.as_ref().is_some_and(|m| m.domain.is_empty() || m.routed) {
-        return Reply::new(553, "5.1.7", "Sender address must be a full address without a route");
+    if from
+        .as_ref()
+        .is_some_and(|m| m.domain.is_empty() || m.routed)
+    {
+        return Reply::new(
+            553,
+            "5.1.7",
+            "Sender address must be a full address without a route",
+        );
     }
     if let Some(name) = &st.user {
-        let allowed = settings.user(name).is_some_and(|u| sender_allowed(u, &sender));
+        let allowed = settings
+            .user(name)
+            .is_some_and(|u| sender_allowed(u, &sender));
         if sender.is_empty() || !allowed {
-            return Reply::new(553, "5.7.1", format!("Sender address not allowed for user {name}"));
+            return Reply::new(
+                553,
+                "5.7.1",
+                format!("Sender address not allowed for user {name}"),
+            );
         }
     }
     let dsn = match check_params(st, settings, &params) {
         Ok(dsn) => dsn,
         Err(reply) => return reply,
     };
-    st.tx = Some(Transaction { sender, dsn, recipients: Vec::new(), chunks: None, chunk_error: None });
+    st.tx = Some(Transaction {
+        sender,
+        dsn,
+        recipients: Vec::new(),
+        chunks: None,
+        chunk_error: None,
+    });
     Reply::new(250, "2.1.0", "Sender OK")
 }
 
-fn check_params(st: &SessionState, settings: &Settings, params: &Params) -> Result<DsnEnvelope, Reply> {
+fn check_params(
+    st: &SessionState,
+    settings: &Settings,
+    params: &Params,
+) -> Result<DsnEnvelope, Reply> {
     let mut dsn = DsnEnvelope::default();
     for (key, value) in params {
         let value = value.as_deref();
         match (key.as_str(), value) {
             ("SIZE", Some(v)) => {
-                let size: u64 = v.parse().map_err(|_| Reply::new(501, "5.5.4", "Bad SIZE value"))?;
+                let size: u64 = v
+                    .parse()
+                    .map_err(|_| Reply::new(501, "5.5.4", "Bad SIZE value"))?;
                 if size > settings.config.limits.max_message_size.0 {
-                    return Err(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+                    return Err(Reply::new(
+                        552,
+                        "5.3.4",
+                        "Message size exceeds fixed maximum message size",
+                    ));
                 }
             }
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
+            ("BODY", Some(v))
+                if v.eq_ignore_ascii_case("7BIT") || v.eq_ignore_ascii_case("8BITMIME") => {}
             ("SMTPUTF8", None) if st.esmtp => {}
-            ("RET", Some(v)) if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") => {
+            ("RET", Some(v))
+                if v.eq_ignore_ascii_case("FULL") || v.eq_ignore_ascii_case("HDRS") =>
+            {
                 dsn.ret = Some(v.to_ascii_uppercase());
             }
             ("ENVID", Some(v)) => {
@@ -62,7 +99,13 @@ fn check_params(st: &SessionState, settings: &Settings, params: &Params) -> Resu
                 dsn.envid = Some(id.ok_or_else(|| Reply::new(501, "5.5.4", "Bad ENVID value"))?);
             }
             ("AUTH", Some(_)) => {}
-            _ => return Err(Reply::new(555, "5.5.4", format!("Unsupported MAIL parameter {key}"))),
+            _ => {
+                return Err(Reply::new(
+                    555,
+                    "5.5.4",
+                    format!("Unsupported MAIL parameter {key}"),
+                ));
+            }
         }
     }
     Ok(dsn)

@@ -22,7 +22,10 @@ pub fn rcpt(st: &mut SessionState, settings: &Settings, to: Mailbox, params: Par
     }
     let allowed = match st.role {
         Role::Inbound => {
-            !to.routed && !to.quoted && !to.literal && settings.is_own_address(&to.local, &to.domain)
+            !to.routed
+                && !to.quoted
+                && !to.literal
+                && settings.is_own_address(&to.local, &to.domain)
         }
         Role::Submission | Role::Submissions => {
             (st.user.is_some() || st.trusted) && !to.domain.is_empty() && !to.routed
@@ -31,11 +34,18 @@ pub fn rcpt(st: &mut SessionState, settings: &Settings, to: Mailbox, params: Par
     if !allowed {
         return Reply::new(550, "5.7.1", "Relaying denied");
     }
-    let mut rcpt = NewRecipient { address: to.address(), notify: None, orcpt: None };
+    let mut rcpt = NewRecipient {
+        address: to.address(),
+        notify: None,
+        orcpt: None,
+    };
     for (key, value) in &params {
         match (key.as_str(), value.as_deref()) {
             ("NOTIFY", Some(v)) if valid_notify(v) => rcpt.notify = Some(v.to_ascii_uppercase()),
-            ("ORCPT", Some(v)) => match v.split_once(';').and_then(|(t, a)| Some((t, decode_xtext(a)?))) {
+            ("ORCPT", Some(v)) => match v
+                .split_once(';')
+                .and_then(|(t, a)| Some((t, decode_xtext(a)?)))
+            {
                 Some((kind, addr)) if !kind.is_empty() && addr.len() <= 500 => {
                     rcpt.orcpt = Some(format!("{kind};{addr}"));
                 }
@@ -68,7 +78,14 @@ mod tests {
 
     #[test]
     fn notify_values() {
-        for (v, want) in [("NEVER", true), ("success,failure", true), ("DELAY", true), ("NEVER,SUCCESS", false), ("FAILURE,FAILURE", false), ("", false)] {
+        for (v, want) in [
+            ("NEVER", true),
+            ("success,failure", true),
+            ("DELAY", true),
+            ("NEVER,SUCCESS", false),
+            ("FAILURE,FAILURE", false),
+            ("", false),
+        ] {
             assert_eq!(valid_notify(v), want, "{v}");
         }
     }

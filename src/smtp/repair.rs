@@ -66,7 +66,12 @@ pub struct Trace<'a> {
 }
 
 pub fn received(t: &Trace<'_>) -> String {
-    let helo: String = t.helo.chars().filter(|c| c.is_ascii_graphic()).take(255).collect();
+    let helo: String = t
+        .helo
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(255)
+        .collect();
     let from = match t.client_ip {
         Some(ip) => format!("from {helo} ([{ip}])"),
         None => format!("from {helo}"),
@@ -99,10 +104,20 @@ mod tests {
 
     #[test]
     fn scans_headers() {
-        let msg = b"From: a@b.org\r\nMessage-ID:\r\n <x@y>\r\nDate: now\r\n\r\nMessage-ID: <body@z>\r\n";
-        assert_eq!(scan(msg), HeaderFacts { has_date: true, message_id: Some("<x@y>".into()) });
+        let msg =
+            b"From: a@b.org\r\nMessage-ID:\r\n <x@y>\r\nDate: now\r\n\r\nMessage-ID: <body@z>\r\n";
+        assert_eq!(
+            scan(msg),
+            HeaderFacts {
+                has_date: true,
+                message_id: Some("<x@y>".into())
+            }
+        );
         assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
-        assert_eq!(scan(b"no header here\r\nDate: x\r\n"), HeaderFacts::default());
+        assert_eq!(
+            scan(b"no header here\r\nDate: x\r\n"),
+            HeaderFacts::default()
+        );
         assert_eq!(scan(b""), HeaderFacts::default());
     }
 
@@ -111,8 +126,14 @@ mod tests {
         let (add, id) = submission_repairs(&HeaderFacts::default(), "D", "<n@h>");
         assert_eq!(add, "Date: D\r\nMessage-ID: <n@h>\r\n");
         assert_eq!(id, "<n@h>");
-        let facts = HeaderFacts { has_date: true, message_id: Some("<o@h>".into()) };
-        assert_eq!(submission_repairs(&facts, "D", "<n@h>"), (String::new(), "<o@h>".into()));
+        let facts = HeaderFacts {
+            has_date: true,
+            message_id: Some("<o@h>".into()),
+        };
+        assert_eq!(
+            submission_repairs(&facts, "D", "<n@h>"),
+            (String::new(), "<o@h>".into())
+        );
     }
 
     #[test]
@@ -126,6 +147,9 @@ mod tests {
             date: "D",
         };
         let r = received(&t);
-        assert!(r.starts_with("Received: from clientX-Injected:1\r\n\tby mx.example"), "{r}");
+        assert!(
+            r.starts_with("Received: from clientX-Injected:1\r\n\tby mx.example"),
+            "{r}"
+        );
     }
 }

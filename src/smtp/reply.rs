@@ -12,12 +12,20 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, status: &'static str, text: impl Into<String>) -> Self {
-        Reply { code, status, lines: vec![text.into()] }
+        Reply {
+            code,
+            status,
+            lines: vec![text.into()],
+        }
     }
 
     /// A reply without an enhanced status code (greeting, EHLO, HELO).
     pub fn plain(code: u16, lines: Vec<String>) -> Self {
-        Reply { code, status: "", lines }
+        Reply {
+            code,
+            status: "",
+            lines,
+        }
     }
 
     pub fn ok(text: impl Into<String>) -> Self {

@@ -35,7 +35,14 @@ pub struct Session {
 
 impl Session {
     pub fn new(ctx: Arc<Context>, conn: Conn, st: SessionState) -> Self {
-        Session { ctx, conn, rbuf: BytesMut::with_capacity(4096), wbuf: Vec::with_capacity(1024), st, errors: 0 }
+        Session {
+            ctx,
+            conn,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: Vec::with_capacity(1024),
+            st,
+            errors: 0,
+        }
     }
 
     pub async fn run(mut self) {
@@ -97,7 +104,10 @@ impl Session {
 
     async fn dispatch(&mut self, cmd: Command) -> Step {
         if self.ctx.draining.is_cancelled()
-            && !matches!(cmd, Command::Rcpt { .. } | Command::Data | Command::Bdat { .. } | Command::Noop)
+            && !matches!(
+                cmd,
+                Command::Rcpt { .. } | Command::Data | Command::Bdat { .. } | Command::Noop
+            )
         {
             return Step::then(common::shutting_down(), Next::Close);
         }
@@ -121,7 +131,9 @@ impl Session {
             }
             Command::Noop => Reply::ok("OK").into(),
             Command::Quit => Step::then(Reply::new(221, "2.0.0", "Bye"), Next::Close),
-            Command::Vrfy => Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message").into(),
+            Command::Vrfy => {
+                Reply::new(252, "2.5.0", "Cannot VRFY user, but will accept message").into()
+            }
             Command::Expn => Reply::new(502, "5.5.1", "EXPN not available").into(),
             Command::Help => Reply::new(214, "2.0.0", "See RFC 5321").into(),
         }
@@ -130,7 +142,9 @@ impl Session {
     async fn auth_flow(&mut self, flow: Flow) -> Reply {
         match flow {
             Flow::Reply(reply) => reply,
-            Flow::Verify { user, password } => auth::verify(&self.ctx, &mut self.st, user, password).await,
+            Flow::Verify { user, password } => {
+                auth::verify(&self.ctx, &mut self.st, user, password).await
+            }
         }
     }
 
@@ -166,7 +180,11 @@ impl Session {
     /// Reads more input; pending replies go out first (PIPELINING: one write per batch).
     async fn fill(&mut self, timeout: Duration) -> Result<(), ReadEnd> {
         self.flush().await.map_err(|_| ReadEnd::Closed)?;
-        let stop = if self.st.tx.is_none() { self.ctx.draining.clone() } else { self.ctx.stop_now.clone() };
+        let stop = if self.st.tx.is_none() {
+            self.ctx.draining.clone()
+        } else {
+            self.ctx.stop_now.clone()
+        };
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             self.rbuf.reserve(16 * 1024);
         }
@@ -229,10 +247,14 @@ impl Session {
         loop {
             let take = remaining.min(self.rbuf.len() as u64) as usize;
             let bytes = self.rbuf.split_to(take);
-            if let Some(tx) = self.st.tx.as_mut().filter(|t| t.chunk_error.is_none()) {
-                if let Some(chunks) = tx.chunks.as_mut() {
-                    chunks.feed(&bytes);
-                }
+            if let Some(chunks) = self
+                .st
+                .tx
+                .as_mut()
+                .filter(|t| t.chunk_error.is_none())
+                .and_then(|t| t.chunks.as_mut())
+            {
+                chunks.feed(&bytes);
             }
             remaining -= take as u64;
             if remaining == 0 {
@@ -274,7 +296,9 @@ impl Session {
 fn parse_error(e: ParseError) -> Reply {
     match e {
         ParseError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
-        ParseError::Garbled => Reply::new(500, "5.5.2", "Syntax error: invalid characters in command"),
+        ParseError::Garbled => {
+            Reply::new(500, "5.5.2", "Syntax error: invalid characters in command")
+        }
         ParseError::Syntax(text) => Reply::new(501, "5.5.4", text),
         ParseError::Path(p) => Reply::new(501, "5.1.3", p.text()),
         ParseError::NullRecipient => Reply::new(501, "5.1.3", "Null recipient not allowed"),

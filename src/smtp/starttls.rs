@@ -7,7 +7,10 @@ pub fn starttls(st: &SessionState) -> Step {
     if st.tls {
         return Step::reply(common::bad_sequence("TLS already active"));
     }
-    Step::then(Reply::new(220, "2.0.0", "Ready to start TLS"), Next::StartTls)
+    Step::then(
+        Reply::new(220, "2.0.0", "Ready to start TLS"),
+        Next::StartTls,
+    )
 }
 
 /// After a successful handshake the session forgets everything it knew (RFC 3207 §4.2).

@@ -36,7 +36,17 @@ pub struct SessionState {
 
 impl SessionState {
     pub fn new(role: Role, peer: SocketAddr, tls: bool, trusted: bool) -> Self {
-        SessionState { role, peer, tls, helo: None, esmtp: false, user: None, trusted, tx: None, auth: None }
+        SessionState {
+            role,
+            peer,
+            tls,
+            helo: None,
+            esmtp: false,
+            user: None,
+            trusted,
+            tx: None,
+            auth: None,
+        }
     }
 
     /// RFC 3848 protocol name for the Received field.
@@ -61,7 +71,10 @@ pub enum Next {
     /// Read message content until `CRLF.CRLF`.
     ReadData,
     /// Read exactly `size` bytes of a BDAT chunk.
-    ReadChunk { size: u64, last: bool },
+    ReadChunk {
+        size: u64,
+        last: bool,
+    },
 }
 
 /// A handler's result: the reply to write and what comes next.
@@ -72,7 +85,10 @@ pub struct Step {
 
 impl Step {
     pub fn reply(reply: Reply) -> Self {
-        Step { reply, next: Next::Continue }
+        Step {
+            reply,
+            next: Next::Continue,
+        }
     }
     pub fn then(reply: Reply, next: Next) -> Self {
         Step { reply, next }

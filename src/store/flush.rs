@@ -35,7 +35,11 @@ pub enum FlushError {
 impl GroupCommit {
     pub fn new(db: sled::Db) -> Self {
         let (tx, _rx) = watch::channel(0);
-        GroupCommit { db, state: Arc::default(), done: Arc::new(tx) }
+        GroupCommit {
+            db,
+            state: Arc::default(),
+            done: Arc::new(tx),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

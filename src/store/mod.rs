@@ -56,7 +56,10 @@ impl Store {
             .cache_capacity(256 << 20)
             .flush_every_ms(Some(1000))
             .open()
-            .map_err(|e| StoreError::Open { path: dir.display().to_string(), reason: e.to_string() })?;
+            .map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?;
         check_schema(&db)?;
         let messages = db.open_tree("messages")?;
         let last_id = match messages.last()? {
@@ -72,7 +75,9 @@ impl Store {
             last_id: AtomicU64::new(last_id),
             db,
         };
-        Ok(Store { inner: Arc::new(inner) })
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
     }
 
     /// Waits until every write made so far is on disk (shared flush).
@@ -86,7 +91,12 @@ impl Store {
         let mut last = self.inner.last_id.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
-            match self.inner.last_id.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self.inner.last_id.compare_exchange_weak(
+                last,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return QueueId(next),
                 Err(actual) => last = actual,
             }
@@ -114,7 +124,10 @@ fn check_schema(db: &sled::Db) -> Result<(), StoreError> {
             })?;
             let found = u32::from_be_bytes(bytes);
             if found > SCHEMA_VERSION {
-                return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
+                return Err(StoreError::Schema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
             }
             Ok(())
         }

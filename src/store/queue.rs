@@ -14,10 +14,13 @@ pub struct QueueEntry {
 }
 
 pub(super) fn decode_id(key: &[u8]) -> Result<QueueId, StoreError> {
-    let bytes: [u8; 8] = key.get(..8).and_then(|k| k.try_into().ok()).ok_or(StoreError::Corrupt {
-        tree: "messages",
-        reason: "short key".into(),
-    })?;
+    let bytes: [u8; 8] =
+        key.get(..8)
+            .and_then(|k| k.try_into().ok())
+            .ok_or(StoreError::Corrupt {
+                tree: "messages",
+                reason: "short key".into(),
+            })?;
     Ok(QueueId(u64::from_be_bytes(bytes)))
 }
 
@@ -40,8 +43,14 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt { tree, reason: e.to_string() })
+fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
 }
 
 fn tx_error(e: TransactionError<()>) -> StoreError {
@@ -116,7 +125,10 @@ impl Store {
             let (_, v) = kv?;
             let message: MessageRecord = decode("messages", &v)?;
             let deliveries = self.deliveries_of(message.id)?;
-            out.push(QueueEntry { message, deliveries });
+            out.push(QueueEntry {
+                message,
+                deliveries,
+            });
         }
         Ok(out)
     }
@@ -133,12 +145,19 @@ impl Store {
         };
         let message: MessageRecord = decode("messages", &v)?;
         let deliveries = self.deliveries_of(id)?;
-        Ok(Some(QueueEntry { message, deliveries }))
+        Ok(Some(QueueEntry {
+            message,
+            deliveries,
+        }))
     }
 
     /// The raw stored message.
     pub fn get_body(&self, id: QueueId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.inner.bodies.get(id.0.to_be_bytes())?.map(|v| v.to_vec()))
+        Ok(self
+            .inner
+            .bodies
+            .get(id.0.to_be_bytes())?
+            .map(|v| v.to_vec()))
     }
 
     /// Removes a message and all its deliveries; durable when it returns. `false` if unknown.

@@ -5,7 +5,11 @@ fn message(rcpts: &[&str]) -> NewMessage {
         sender: "a@example.org".into(),
         recipients: rcpts
             .iter()
-            .map(|r| NewRecipient { address: r.to_string(), notify: Some("FAILURE".into()), orcpt: None })
+            .map(|r| NewRecipient {
+                address: r.to_string(),
+                notify: Some("FAILURE".into()),
+                orcpt: None,
+            })
             .collect(),
         message_id: Some("<m@x>".into()),
         origin: Origin::Inbound,
@@ -21,7 +25,10 @@ async fn insert_list_reopen_delete() {
     let id = {
         let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let id = store.allocate_id();
-        store.insert_message(id, message(&["x@y.org", "z@y.org"])).await.unwrap_or_else(|e| panic!("{e}"));
+        store
+            .insert_message(id, message(&["x@y.org", "z@y.org"]))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         id
     };
     let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
@@ -31,7 +38,10 @@ async fn insert_list_reopen_delete() {
     assert_eq!(q[0].deliveries.len(), 2);
     assert_eq!(q[0].deliveries[0].notify.as_deref(), Some("FAILURE"));
     assert!(store.allocate_id() > id, "ids stay unique across reopen");
-    assert_eq!(store.get_body(id).ok().flatten().as_deref(), Some(&b"Subject: t\r\n\r\nhi\r\n"[..]));
+    assert_eq!(
+        store.get_body(id).ok().flatten().as_deref(),
+        Some(&b"Subject: t\r\n\r\nhi\r\n"[..])
+    );
     assert!(store.delete_message(id).await.unwrap_or(false));
     assert!(!store.delete_message(id).await.unwrap_or(true));
     assert_eq!(store.queue_len(), 0);
@@ -53,7 +63,9 @@ async fn many_concurrent_writers_share_flushes() {
         }));
     }
     for t in tasks {
-        t.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+        t.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
     assert_eq!(store.queue_len(), 640);
 }

@@ -6,18 +6,49 @@ fn mb(s: &str) -> Option<Mailbox> {
 
 #[test]
 fn paths() {
-    let table: &[(&str, Option<(&str, &str, bool, bool, bool)>)] = &[
+    type Row<'a> = (&'a str, Option<(&'a str, &'a str, bool, bool, bool)>);
+    let table: &[Row] = &[
         ("<a@b.org>", Some(("a", "b.org", false, false, false))),
-        ("<A.B+c@Example.ORG>", Some(("A.B+c", "Example.ORG", false, false, false))),
-        ("<\"a@x\"@b.org>", Some(("a@x", "b.org", true, false, false))),
-        ("<\"a\\\"q\"@b.org>", Some(("a\"q", "b.org", true, false, false))),
-        ("<@r1.org,@r2.org:a@b.org>", Some(("a", "b.org", false, true, false))),
-        ("<a@[127.0.0.1]>", Some(("a", "[127.0.0.1]", false, false, true))),
-        ("<a@[IPv6:::1]>", Some(("a", "[IPv6:::1]", false, false, true))),
-        ("<postmaster>", Some(("postmaster", "", false, false, false))),
-        ("<a%b.org@c.org>", Some(("a%b.org", "c.org", false, false, false))),
-        ("<b.org!a@c.org>", Some(("b.org!a", "c.org", false, false, false))),
-        ("<jörg@bücher.de>", Some(("jörg", "bücher.de", false, false, false))),
+        (
+            "<A.B+c@Example.ORG>",
+            Some(("A.B+c", "Example.ORG", false, false, false)),
+        ),
+        (
+            "<\"a@x\"@b.org>",
+            Some(("a@x", "b.org", true, false, false)),
+        ),
+        (
+            "<\"a\\\"q\"@b.org>",
+            Some(("a\"q", "b.org", true, false, false)),
+        ),
+        (
+            "<@r1.org,@r2.org:a@b.org>",
+            Some(("a", "b.org", false, true, false)),
+        ),
+        (
+            "<a@[127.0.0.1]>",
+            Some(("a", "[127.0.0.1]", false, false, true)),
+        ),
+        (
+            "<a@[IPv6:::1]>",
+            Some(("a", "[IPv6:::1]", false, false, true)),
+        ),
+        (
+            "<postmaster>",
+            Some(("postmaster", "", false, false, false)),
+        ),
+        (
+            "<a%b.org@c.org>",
+            Some(("a%b.org", "c.org", false, false, false)),
+        ),
+        (
+            "<b.org!a@c.org>",
+            Some(("b.org!a", "c.org", false, false, false)),
+        ),
+        (
+            "<jörg@bücher.de>",
+            Some(("jörg", "bücher.de", false, false, false)),
+        ),
     ];
     for (input, want) in table {
         let got = mb(input).map(|m| (m.local, m.domain, m.quoted, m.routed, m.literal));
@@ -44,7 +75,10 @@ fn bad_paths() {
     ] {
         assert!(parse_path(input).is_err(), "{input} should be refused");
     }
-    assert_eq!(parse_path("<>").ok().map(|(m, r)| (m, r.to_string())), Some((None, String::new())));
+    assert_eq!(
+        parse_path("<>").ok().map(|(m, r)| (m, r.to_string())),
+        Some((None, String::new()))
+    );
 }
 
 #[test]
@@ -53,14 +87,20 @@ fn params() {
     let p = parse_params(rest).unwrap_or_default();
     assert_eq!(
         p,
-        vec![("SIZE".into(), Some("100".into())), ("BODY".into(), Some("8BITMIME".into()))]
+        vec![
+            ("SIZE".into(), Some("100".into())),
+            ("BODY".into(), Some("8BITMIME".into()))
+        ]
     );
     assert!(parse_params("=x").is_err());
 }
 
 #[test]
 fn xtext() {
-    assert_eq!(decode_xtext("rfc822;a+2Bb@c.org").as_deref(), Some("rfc822;a+b@c.org"));
+    assert_eq!(
+        decode_xtext("rfc822;a+2Bb@c.org").as_deref(),
+        Some("rfc822;a+b@c.org")
+    );
     assert_eq!(decode_xtext("bad+zz"), None);
     assert_eq!(decode_xtext("a=b"), None);
 }

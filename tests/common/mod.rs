@@ -1,0 +1,322 @@
+//! Test harness: runs the real `herald` binary on 127.0.0.1:0 ports with a temp data dir and
+//! rcgen TLS certificates, and talks to it with a small raw SMTP client (plain, STARTTLS,
+//! implicit TLS). Every wait has a deadline; none is a sleep.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod client;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[allow(unused_imports)]
+pub use client::{Client, Reply};
+
+pub const ALICE: &str = "alice";
+pub const ALICE_PASSWORD: &str = "alice-secret";
+/// argon2id of ALICE_PASSWORD, made with `herald hash-password`.
+pub fn alice_hash() -> String {
+    static_hash(ALICE_PASSWORD)
+}
+
+fn static_hash(password: &str) -> String {
+    herald::devuser::hash_password(password).expect("hash")
+}
+
+pub fn herald_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_herald"))
+}
+
+/// A self-signed certificate for `localhost` / 127.0.0.1, as PEM (cert, key).
+pub fn make_cert() -> (String, String) {
+    let pair = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("rcgen");
+    (pair.cert.pem(), pair.key_pair.serialize_pem())
+}
+
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    /// How many daemon processes' stdout streams have ended.
+    closed: usize,
+}
+
+/// Collected stdout of the daemon, with waiting.
+#[derive(Clone, Default)]
+pub struct Stdout(Arc<(Mutex<Lines>, Condvar)>);
+
+impl Stdout {
+    fn push(&self, line: String) {
+        let (m, c) = &*self.0;
+        m.lock().unwrap().lines.push(line);
+        c.notify_all();
+    }
+    fn close(&self) {
+        let (m, c) = &*self.0;
+        m.lock().unwrap().closed += 1;
+        c.notify_all();
+    }
+    /// Waits for the `n`th (0-based) line containing `pattern`, while the `n`th process lives.
+    pub fn wait_nth(&self, pattern: &str, n: usize, timeout: Duration) -> String {
+        self.wait_in(pattern, n, n, timeout)
+    }
+    /// Waits for the `n`th line containing `pattern`; fails if process number `generation` ended.
+    pub fn wait_in(&self, pattern: &str, n: usize, generation: usize, timeout: Duration) -> String {
+        let (m, c) = &*self.0;
+        let deadline = Instant::now() + timeout;
+        let mut g = m.lock().unwrap();
+        loop {
+            if let Some(l) = g.lines.iter().filter(|l| l.contains(pattern)).nth(n) {
+                return l.clone();
+            }
+            let now = Instant::now();
+            assert!(
+                g.closed <= generation,
+                "daemon stdout closed before {pattern:?}; got {:?}",
+                g.lines
+            );
+            assert!(
+                now < deadline,
+                "timed out waiting for {pattern:?}; got {:?}",
+                g.lines
+            );
+            g = c.wait_timeout(g, deadline - now).unwrap().0;
+        }
+    }
+    pub fn lines(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().lines.clone()
+    }
+}
+
+/// A running daemon in its own temp directory.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub cert_pem: String,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+    pub inbound: SocketAddr,
+    pub stdout: Stdout,
+    pub stderr_path: PathBuf,
+}
+
+/// The base config every test daemon gets; `extra` is appended (TOML).
+pub fn base_config(dir: &Path, extra: &str) -> String {
+    format!(
+        r#"hostname = "mx.test.example"
+data_dir = "{data}"
+[listen]
+submission = ["127.0.0.1:0"]
+submissions = ["127.0.0.1:0"]
+inbound = ["127.0.0.1:0"]
+http = ["127.0.0.1:0"]
+[tls]
+cert = "{dir}/cert.pem"
+key = "{dir}/key.pem"
+[[users]]
+name = "{ALICE}"
+password_hash = "{hash}"
+senders = ["alice@example.org", "*@alice.example"]
+[domains."example.org"]
+bounce_domain = "bounces.example.org"
+{extra}
+"#,
+        data = dir.join("data").display(),
+        dir = dir.display(),
+        hash = alice_hash(),
+    )
+}
+
+impl Daemon {
+    /// Starts a daemon with the base config plus `extra`.
+    pub fn start(extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = make_cert();
+        std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
+        std::fs::write(dir.path().join("key.pem"), &key).unwrap();
+        let config_path = dir.path().join("herald.toml");
+        std::fs::write(&config_path, base_config(dir.path(), extra)).unwrap();
+        Daemon::start_with(dir, config_path, cert)
+    }
+
+    /// Starts with an already written config file in `dir`.
+    pub fn start_with(dir: tempfile::TempDir, config_path: PathBuf, cert_pem: String) -> Daemon {
+        let mut d = Daemon {
+            child: None,
+            dir,
+            config_path,
+            cert_pem,
+            submission: "0.0.0.0:0".parse().unwrap(),
+            submissions: "0.0.0.0:0".parse().unwrap(),
+            inbound: "0.0.0.0:0".parse().unwrap(),
+            stdout: Stdout::default(),
+            stderr_path: PathBuf::new(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let n = self
+            .stdout
+            .lines()
+            .iter()
+            .filter(|l| l.contains("herald: ready"))
+            .count();
+        self.stderr_path = self.dir.path().join(format!("stderr-{n}.log"));
+        let stderr = std::fs::File::create(&self.stderr_path).unwrap();
+        let mut child = Command::new(herald_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env_remove("HERALD_CONFIG")
+            .env("HERALD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn herald");
+        let out = child.stdout.take().unwrap();
+        let sink = self.stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                match line {
+                    Ok(l) => sink.push(l),
+                    Err(_) => break,
+                }
+            }
+            sink.close();
+        });
+        self.child = Some(child);
+        self.stdout
+            .wait_nth("herald: ready", n, Duration::from_secs(60));
+        let addr = |role: &str| -> SocketAddr {
+            let pat = format!("listening {role} ");
+            let line = self
+                .stdout
+                .lines()
+                .into_iter()
+                .rfind(|l| l.contains(&pat))
+                .unwrap();
+            line.rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        self.submission = addr("submission");
+        self.submissions = addr("submissions");
+        self.inbound = addr("inbound");
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// kill -9, then reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait (bounded) for exit.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("daemon did not exit within {timeout:?} after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Restarts on the same data dir and config (new ports).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Runs a `herald` CLI command against this daemon's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(herald_bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env_remove("HERALD_CONFIG")
+            .output()
+            .expect("run herald cli")
+    }
+
+    /// `herald queue ls --json`
+    pub fn queue(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["queue", "ls", "--json"]);
+        assert!(
+            out.status.success(),
+            "queue ls failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub async fn connect(&self, addr: SocketAddr) -> Client {
+        Client::connect(addr).await
+    }
+
+    /// Submission over STARTTLS, EHLO'd and authenticated as alice.
+    pub async fn alice(&self) -> Client {
+        let mut c = Client::connect(self.submission).await;
+        c.ehlo().await;
+        c.starttls(&self.cert_pem).await;
+        c.ehlo().await;
+        let r = c.auth_plain(ALICE, ALICE_PASSWORD).await;
+        assert_eq!(r.code, 235, "{r:?}");
+        c
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A small RFC 5322 message.
+pub fn message(from: &str, to: &str, subject: &str) -> String {
+    format!(
+        "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello from the Herald tests.\r\n"
+    )
+}
+
+/// Whether an external program is on PATH; prints a skip note when it is not.
+pub fn have(program: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        eprintln!("SKIP: {program} is not installed (.ci/run installs it)");
+    }
+    found
+}

@@ -1,0 +1,49 @@
+//! The basic path: submit over STARTTLS and over implicit TLS, and see it in `queue ls`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submission_lands_in_queue() {
+    let d = Daemon::start("");
+    let mut c = d.alice().await;
+    let r = c
+        .send_mail(
+            "alice@example.org",
+            &["bob@remote.test"],
+            &message("alice@example.org", "bob@remote.test", "one"),
+        )
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    let id = r.text().rsplit(' ').next().unwrap().to_string();
+
+    let mut t = Client::connect_tls(d.submissions, &d.cert_pem).await;
+    t.ehlo().await;
+    assert_eq!(t.auth_plain(ALICE, ALICE_PASSWORD).await.code, 235);
+    let r = t
+        .send_mail(
+            "x@alice.example",
+            &["carol@remote.test"],
+            &message("x@alice.example", "carol@remote.test", "two"),
+        )
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+
+    let q = d.queue();
+    assert_eq!(q.len(), 2);
+    let first = q
+        .iter()
+        .find(|m| m["id"] == id.as_str())
+        .expect("first message listed");
+    assert_eq!(first["sender"], "alice@example.org");
+    assert_eq!(first["recipients"][0]["address"], "bob@remote.test");
+    assert_eq!(first["recipients"][0]["state"], "queued");
+    assert!(
+        first["message_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("@mx.test.example>"),
+        "Message-ID added: {first}"
+    );
+}
