@@ -5,6 +5,9 @@
 //! within `limits.shutdown_grace`, a final flush, exit 0.
 
 use crate::config::{self, Config, Settings};
+use crate::delivery::dkim::Signers;
+use crate::delivery::mx::Resolver;
+use crate::queue::{self, DeliveryContext};
 use crate::smtp::{self, AuthThrottle, ConnLimiter, Role};
 use crate::store::Store;
 use crate::{admin, devuser, tls};
@@ -57,10 +60,38 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     let acceptor = tls::acceptor(&cert, &key)?;
     let (settings_tx, settings_rx) =
         watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())));
+    let signers = Signers::load(&config)?;
+    let dns: Vec<SocketAddr> = config
+        .delivery
+        .dns_servers
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let resolver = Resolver::new(&dns, config.delivery.smtp_port)?;
+    let delivery_stop = CancellationToken::new();
+    let delivery = DeliveryContext::new(
+        store.clone(),
+        settings_rx.clone(),
+        resolver,
+        signers,
+        store.secret("verp")?,
+        delivery_stop.clone(),
+    );
+    let (arrivals, arrivals_rx) = delivery.arrivals();
+    let delivery_tasks = TaskTracker::new();
+    delivery_tasks.spawn(queue::run(
+        delivery.clone(),
+        arrivals_rx,
+        delivery_tasks.clone(),
+    ));
 
     let ctx = Arc::new(smtp::Context {
         settings: settings_rx,
         store: store.clone(),
+        on_queued: Box::new({
+            let arrivals = arrivals.clone();
+            move |id| arrivals.notify(id)
+        }),
         tls: acceptor,
         auth_throttle: AuthThrottle::default(),
         auth_slots: Semaphore::new(2),
@@ -99,6 +130,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     aux.spawn(admin::serve(
         admin_listener,
         store.clone(),
+        arrivals.clone(),
         admin_stop.clone(),
         aux.clone(),
     ));
@@ -108,14 +140,17 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     announce(&format!("ready (queue: {} messages)", store.queue_len()));
     tracing::info!(hostname = %config.hostname, "herald started");
 
-    wait_for_signals(file, dev_user, &settings_tx).await?;
+    wait_for_signals(file, dev_user, &settings_tx, &delivery).await?;
 
     notify(&[NotifyState::Stopping]);
     tracing::info!("draining: no new connections, open transactions may finish");
     ctx.draining.cancel();
+    delivery_stop.cancel();
     tracker.close();
+    delivery_tasks.close();
     let grace = ctx.settings().config.limits.shutdown_grace.0;
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+    let both = async { tokio::join!(tracker.wait(), delivery_tasks.wait()) };
+    if tokio::time::timeout(grace, both).await.is_err() {
         tracing::warn!("grace period over: closing remaining sessions");
         ctx.stop_now.cancel();
     }
@@ -134,6 +169,7 @@ async fn wait_for_signals(
     file: Option<PathBuf>,
     dev_user: Option<config::User>,
     settings: &watch::Sender<Arc<Settings>>,
+    delivery: &DeliveryContext,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -142,7 +178,7 @@ async fn wait_for_signals(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reload(file.as_deref(), dev_user.clone(), settings),
+            _ = hup.recv() => reload(file.as_deref(), dev_user.clone(), settings, delivery),
         }
     }
 }
@@ -151,12 +187,20 @@ fn reload(
     file: Option<&std::path::Path>,
     dev_user: Option<config::User>,
     settings: &watch::Sender<Arc<Settings>>,
+    delivery: &DeliveryContext,
 ) {
     let mut states = vec![NotifyState::Reloading];
     states.extend(NotifyState::monotonic_usec_now().ok());
     notify(&states);
-    match config::load(file) {
-        Ok(loaded) => {
+    let loaded = config::load(file)
+        .map_err(|e| e.to_string())
+        .and_then(|loaded| {
+            let signers = Signers::load(&loaded.config).map_err(|e| e.to_string())?;
+            Ok((loaded, signers))
+        });
+    match loaded {
+        Ok((loaded, signers)) => {
+            delivery.set_signers(signers);
             let old = settings.borrow().config.listen.clone();
             if serde_json::to_string(&old).ok() != serde_json::to_string(&loaded.config.listen).ok()
             {

@@ -5,11 +5,16 @@
 //! `herald serve`; `cli` is the command line. See ARCHITECTURE.md for the map and invariants.
 
 pub mod admin;
+pub mod bounce;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod delivery;
 pub mod devuser;
+pub mod lists;
 pub mod logging;
+pub mod net;
+pub mod queue;
 pub mod smtp;
 pub mod store;
 pub mod timefmt;

@@ -7,8 +7,25 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     Ping,
     QueueList,
-    QueueShow { id: String },
-    QueueDelete { id: String },
+    QueueShow {
+        id: String,
+    },
+    QueueDelete {
+        id: String,
+    },
+    /// `id: None` retries every deferred delivery.
+    QueueRetry {
+        id: Option<String>,
+    },
+    SuppressionList,
+    SuppressionAdd {
+        address: String,
+        scope: String,
+        reason: String,
+    },
+    SuppressionRemove {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,7 +1,8 @@
 //! Serves admin requests on the unix socket until shutdown.
 
 use super::{Request, Response};
-use crate::store::{QueueEntry, QueueId, Store};
+use crate::queue::Arrivals;
+use crate::store::{QueueEntry, QueueId, Scope, Store, Suppression};
 use crate::timefmt::rfc3339;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
@@ -26,6 +27,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub async fn serve(
     listener: UnixListener,
     store: Store,
+    arrivals: Arrivals,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -37,8 +39,9 @@ pub async fn serve(
         match conn {
             Ok((stream, _)) => {
                 let store = store.clone();
+                let arrivals = arrivals.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, store).await {
+                    if let Err(e) = handle(stream, store, arrivals).await {
                         tracing::debug!(error = %e, "admin connection failed");
                     }
                 });
@@ -48,14 +51,14 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: UnixStream, store: Store) -> std::io::Result<()> {
+async fn handle(stream: UnixStream, store: Store, arrivals: Arrivals) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => answer(req, &store).await,
+        Ok(req) => answer(req, &store, &arrivals).await,
         Err(e) => Response::err(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
@@ -64,8 +67,59 @@ async fn handle(stream: UnixStream, store: Store) -> std::io::Result<()> {
     write.shutdown().await
 }
 
-async fn answer(req: Request, store: &Store) -> Response {
+async fn answer(req: Request, store: &Store, arrivals: &Arrivals) -> Response {
     match req {
+        Request::QueueRetry { id } => {
+            let only = match id.as_deref().map(parse_id).transpose() {
+                Ok(only) => only,
+                Err(r) => return r,
+            };
+            if let Some(id) = only
+                && !matches!(store.get_message(id), Ok(Some(_)))
+            {
+                return Response::err(format!("no message {id} in the queue"));
+            }
+            match store.retry_now(only, crate::store::now_secs()) {
+                Ok(n) => {
+                    arrivals.rescan();
+                    Response::ok(json!({ "rescheduled": n }))
+                }
+                Err(e) => Response::err(e.to_string()),
+            }
+        }
+        Request::SuppressionList => match store.suppressions() {
+            Ok(list) => Response::ok(json!(list.iter().map(suppression_json).collect::<Vec<_>>())),
+            Err(e) => Response::err(e.to_string()),
+        },
+        Request::SuppressionAdd {
+            address,
+            scope,
+            reason,
+        } => {
+            let scope: Scope = match scope.parse() {
+                Ok(s) => s,
+                Err(e) => return Response::err(e),
+            };
+            if !address.contains('@') {
+                return Response::err(format!("{address:?} is not an email address"));
+            }
+            let entry = Suppression {
+                address,
+                scope,
+                reason,
+                source: "admin".into(),
+                created: crate::store::now_secs(),
+            };
+            match store.suppress(entry).await {
+                Ok(stored) => Response::ok(suppression_json(&stored)),
+                Err(e) => Response::err(e.to_string()),
+            }
+        }
+        Request::SuppressionRemove { address } => match store.unsuppress(&address).await {
+            Ok(true) => Response::ok(json!({ "removed": address })),
+            Ok(false) => Response::err(format!("{address} is not suppressed")),
+            Err(e) => Response::err(e.to_string()),
+        },
         Request::Ping => Response::ok(json!("pong")),
         Request::QueueList => match store.list_queue() {
             Ok(entries) => Response::ok(Value::Array(entries.iter().map(entry_json).collect())),
@@ -99,6 +153,17 @@ async fn answer(req: Request, store: &Store) -> Response {
 
 fn parse_id(id: &str) -> Result<QueueId, Response> {
     id.parse::<QueueId>().map_err(Response::err)
+}
+
+/// The `suppression ls --json` shape of DESIGN §2.
+fn suppression_json(s: &Suppression) -> Value {
+    json!({
+        "address": s.address,
+        "scope": s.scope,
+        "reason": s.reason,
+        "source": s.source,
+        "created": rfc3339(s.created),
+    })
 }
 
 /// The `queue ls --json` shape of DESIGN §2.

@@ -41,6 +41,25 @@ pub enum Command {
     /// Inspect and steer the queue (through the running daemon)
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// The suppression list (through the running daemon)
+    #[command(subcommand)]
+    Suppression(SuppressionCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuppressionCommand {
+    /// List suppressed addresses
+    Ls,
+    /// Suppress an address
+    Add {
+        address: String,
+        #[arg(long, default_value = "global", value_parser = ["global", "marketing"])]
+        scope: String,
+        #[arg(long, default_value = "added by administrator")]
+        reason: String,
+    },
+    /// Remove an address from the list
+    Rm { address: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -51,6 +70,13 @@ pub enum QueueCommand {
     Show { id: String },
     /// Delete a message and all its deliveries
     Delete { id: String },
+    /// Make deferred deliveries due now: one message, or --all
+    Retry {
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
+    },
 }
 
 pub const EXIT_FAILED: u8 = 1;
@@ -93,6 +119,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queue(q) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(queue::run(q, &loaded.config.data_dir, cli.json)),
+        },
+        Command::Suppression(c) => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(queue::suppression(c, &loaded.config.data_dir, cli.json)),
         },
     }
 }

@@ -1,6 +1,6 @@
 //! `herald queue ls|show|delete`: requests to the daemon and their human or JSON rendering.
 
-use super::QueueCommand;
+use super::{QueueCommand, SuppressionCommand};
 use crate::admin::{Request, client};
 use serde_json::Value;
 use std::path::Path;
@@ -10,6 +10,7 @@ pub async fn run(cmd: &QueueCommand, data_dir: &Path, json: bool) -> anyhow::Res
         QueueCommand::Ls => Request::QueueList,
         QueueCommand::Show { id } => Request::QueueShow { id: id.clone() },
         QueueCommand::Delete { id } => Request::QueueDelete { id: id.clone() },
+        QueueCommand::Retry { id, .. } => Request::QueueRetry { id: id.clone() },
     };
     let data = client::request(data_dir, &req).await?;
     if json {
@@ -20,6 +21,56 @@ pub async fn run(cmd: &QueueCommand, data_dir: &Path, json: bool) -> anyhow::Res
         QueueCommand::Ls => print!("{}", render_list(&data)),
         QueueCommand::Show { .. } => print!("{}", render_show(&data)),
         QueueCommand::Delete { id } => println!("{id}: deleted"),
+        QueueCommand::Retry { .. } => {
+            println!("{} deliveries rescheduled for now", data["rescheduled"])
+        }
+    }
+    Ok(())
+}
+
+/// `herald suppression ls|add|rm`
+pub async fn suppression(
+    cmd: &SuppressionCommand,
+    data_dir: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let req = match cmd {
+        SuppressionCommand::Ls => Request::SuppressionList,
+        SuppressionCommand::Add {
+            address,
+            scope,
+            reason,
+        } => Request::SuppressionAdd {
+            address: address.clone(),
+            scope: scope.clone(),
+            reason: reason.clone(),
+        },
+        SuppressionCommand::Rm { address } => Request::SuppressionRemove {
+            address: address.clone(),
+        },
+    };
+    let data = client::request(data_dir, &req).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+        return Ok(());
+    }
+    match cmd {
+        SuppressionCommand::Ls => {
+            for e in data.as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    s(e, "address"),
+                    s(e, "scope"),
+                    s(e, "source"),
+                    s(e, "created"),
+                    s(e, "reason")
+                );
+            }
+        }
+        SuppressionCommand::Add { .. } => {
+            println!("{} suppressed ({})", s(&data, "address"), s(&data, "scope"))
+        }
+        SuppressionCommand::Rm { address } => println!("{address} removed"),
     }
     Ok(())
 }

@@ -87,6 +87,17 @@ pub struct Delivery {
     pub retry: Vec<HumanDuration>,
     pub expire: HumanDuration,
     pub tls: TlsPolicy,
+    /// DNS servers (`ip:port`) for MX lookups; empty means the system's resolv.conf.
+    pub dns_servers: Vec<String>,
+    /// Port of remote mail exchangers (25; tests point it elsewhere).
+    pub smtp_port: u16,
+    pub connect_timeout: HumanDuration,
+    /// Per SMTP command (mail-send's own default is an hour).
+    pub command_timeout: HumanDuration,
+    /// Deliveries in flight at once, over all domains.
+    pub concurrency: usize,
+    /// How long a throttled domain stays slowed before each recovery step.
+    pub throttle_cooldown: HumanDuration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +227,12 @@ impl Default for Config {
                     .collect(),
                 expire: mins(5 * 24 * 60),
                 tls: TlsPolicy::Opportunistic,
+                dns_servers: Vec::new(),
+                smtp_port: 25,
+                connect_timeout: HumanDuration(Duration::from_secs(30)),
+                command_timeout: mins(5),
+                concurrency: 100,
+                throttle_cooldown: mins(2),
             },
             unsubscribe: Unsubscribe {
                 base_url: "http://127.0.0.1:8025".into(),

@@ -125,6 +125,20 @@ fn validate_delivery(config: &Config) -> Result<(), Problem> {
     if d.retry.is_empty() {
         return Err(problem("delivery.retry", "needs at least one step"));
     }
+    for (i, server) in d.dns_servers.iter().enumerate() {
+        if server.parse::<SocketAddr>().is_err() {
+            return Err(problem(
+                "delivery.dns_servers",
+                format!("entry {i} ({server:?}) is not an IP:port address"),
+            ));
+        }
+    }
+    if d.concurrency == 0 || d.max_connections_per_domain == 0 || d.burst == 0 {
+        return Err(problem(
+            "delivery",
+            "concurrency, max_connections_per_domain and burst must be at least 1",
+        ));
+    }
     if let Some(relay) = &d.relay {
         let ok = relay
             .rsplit_once(':')

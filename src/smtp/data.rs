@@ -133,6 +133,7 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
     let size = msg.body.len();
     match ctx.store.insert_message(id, msg).await {
         Ok(()) => {
+            (ctx.on_queued)(id);
             tracing::info!(
                 queue_id = %id, role = st.role.name(), client = %st.peer.ip(),
                 user = st.user.as_deref().unwrap_or("-"), from = %sender_shown,

@@ -4,8 +4,8 @@
 use super::limits::Refusal;
 use super::session::Session;
 use super::state::SessionState;
-use super::stream::Conn;
 use super::{Context, Role};
+use crate::net::Conn;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,7 +86,7 @@ async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr)
     let conn = if role == Role::Submissions {
         let limit = settings.config.limits.tls_handshake_timeout.0;
         match tokio::time::timeout(limit, ctx.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => Conn::Tls(Box::new(tls)),
+            Ok(Ok(tls)) => Conn::Tls(Box::new(tls.into())),
             _ => return,
         }
     } else {

@@ -19,7 +19,6 @@ pub mod reply;
 mod session;
 mod starttls;
 mod state;
-mod stream;
 
 pub use limits::{AuthThrottle, ConnLimiter};
 pub use listener::serve;
@@ -58,6 +57,8 @@ impl Role {
 pub struct Context {
     pub settings: watch::Receiver<Arc<Settings>>,
     pub store: Store,
+    /// Told about every message once it is durable (the delivery scheduler listens).
+    pub on_queued: Box<dyn Fn(crate::store::QueueId) + Send + Sync>,
     pub tls: tokio_rustls::TlsAcceptor,
     pub auth_throttle: AuthThrottle,
     /// Bounds concurrent argon2 verifications (CPU and memory heavy) off the async workers.

@@ -38,6 +38,22 @@ fn fields(msg: &[u8]) -> Vec<(String, String)> {
     out
 }
 
+/// The domain of the first address in the From header, lower-cased.
+pub fn from_domain(msg: &[u8]) -> Option<String> {
+    let (_, value) = fields(msg).into_iter().find(|(name, _)| name == "from")?;
+    let addr = match (value.rfind('<'), value.rfind('>')) {
+        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
+        _ => value.split(',').next().unwrap_or("").trim().to_string(),
+    };
+    let domain = addr
+        .rsplit_once('@')?
+        .1
+        .trim()
+        .trim_end_matches('>')
+        .to_ascii_lowercase();
+    (!domain.is_empty()).then_some(domain)
+}
+
 pub fn scan(msg: &[u8]) -> HeaderFacts {
     let mut facts = HeaderFacts::default();
     for (name, value) in fields(msg) {
@@ -119,6 +135,19 @@ mod tests {
             HeaderFacts::default()
         );
         assert_eq!(scan(b""), HeaderFacts::default());
+    }
+
+    #[test]
+    fn from_domains() {
+        assert_eq!(
+            from_domain(b"From: Jane <jane@Example.ORG>\r\n\r\n").as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(
+            from_domain(b"From: jane@example.org\r\n\r\n").as_deref(),
+            Some("example.org")
+        );
+        assert_eq!(from_domain(b"Subject: x\r\n\r\nFrom: a@b.c\r\n"), None);
     }
 
     #[test]

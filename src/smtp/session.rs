@@ -7,8 +7,8 @@ use super::body::{DataReceiver, Received};
 use super::command::{self, Command, ParseError};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
-use super::stream::Conn;
 use super::{Context, data, ehlo, mail, rcpt, starttls};
+use crate::net::Conn;
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -284,7 +284,7 @@ impl Session {
         let limit = self.ctx.settings().config.limits.tls_handshake_timeout.0;
         match tokio::time::timeout(limit, self.ctx.tls.accept(tcp)).await {
             Ok(Ok(tls)) => {
-                self.conn = Conn::Tls(Box::new(tls));
+                self.conn = Conn::Tls(Box::new(tls.into()));
                 starttls::reset_after_handshake(&mut self.st);
                 Ok(true)
             }

@@ -1,10 +1,13 @@
 //! The store: the only module that imports sled. It owns the on-disk layout (trees, keys,
 //! encodings, schema version) and durability (group commit). Everything else sees plain records.
 
+mod delivery;
 mod flush;
 mod queue;
 mod records;
+mod suppression;
 
+pub use delivery::{AttemptResult, DueDelivery, Recorded};
 pub use flush::FlushError;
 pub use queue::QueueEntry;
 pub use records::*;
@@ -44,6 +47,8 @@ struct Inner {
     bodies: sled::Tree,
     deliveries: sled::Tree,
     due: sled::Tree,
+    suppression: sled::Tree,
+    meta: sled::Tree,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -71,6 +76,8 @@ impl Store {
             bodies: db.open_tree("bodies")?,
             deliveries: db.open_tree("deliveries")?,
             due: db.open_tree("due")?,
+            suppression: db.open_tree("suppression")?,
+            meta: db.open_tree("meta")?,
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

@@ -24,26 +24,26 @@ pub(super) fn decode_id(key: &[u8]) -> Result<QueueId, StoreError> {
     Ok(QueueId(u64::from_be_bytes(bytes)))
 }
 
-fn delivery_key(id: QueueId, index: u32) -> [u8; 12] {
+pub(super) fn delivery_key(id: QueueId, index: u32) -> [u8; 12] {
     let mut k = [0u8; 12];
     k[..8].copy_from_slice(&id.0.to_be_bytes());
     k[8..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
-fn due_key(at: u64, id: QueueId, index: u32) -> [u8; 20] {
+pub(super) fn due_key(at: u64, id: QueueId, index: u32) -> [u8; 20] {
     let mut k = [0u8; 20];
     k[..8].copy_from_slice(&at.to_be_bytes());
     k[8..].copy_from_slice(&delivery_key(id, index));
     k
 }
 
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+pub(super) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain structs to JSON cannot fail.
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
     tree: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
@@ -53,10 +53,10 @@ fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn tx_error(e: TransactionError<()>) -> StoreError {
+pub(super) fn tx_error<E: std::fmt::Debug>(e: TransactionError<E>) -> StoreError {
     match e {
         TransactionError::Storage(e) => StoreError::Db(e),
-        TransactionError::Abort(()) => StoreError::Transaction("aborted".into()),
+        TransactionError::Abort(why) => StoreError::Transaction(format!("{why:?}")),
     }
 }
 
@@ -75,11 +75,14 @@ impl Store {
             client: msg.client,
             dsn: msg.dsn,
             recipients: msg.recipients.len() as u32,
+            finished: 0,
         };
         let deliveries: Vec<DeliveryRecord> = msg
             .recipients
             .into_iter()
-            .map(|r| DeliveryRecord {
+            .enumerate()
+            .map(|(index, r)| DeliveryRecord {
+                index: index as u32,
                 address: r.address,
                 state: DeliveryState::Queued,
                 attempts: 0,
@@ -95,9 +98,9 @@ impl Store {
         (&i.messages, &i.bodies, &i.deliveries, &i.due)
             .transaction(|(m, b, d, q)| {
                 b.insert(&key, msg.body.as_slice())?;
-                for (n, del) in deliveries.iter().enumerate() {
-                    d.insert(&delivery_key(id, n as u32), encode(del))?;
-                    q.insert(&due_key(now, id, n as u32), &[])?;
+                for del in &deliveries {
+                    d.insert(&delivery_key(id, del.index), encode(del))?;
+                    q.insert(&due_key(now, id, del.index), &[])?;
                 }
                 m.insert(&key, envelope.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
@@ -107,7 +110,7 @@ impl Store {
         Ok(())
     }
 
-    fn deliveries_of(&self, id: QueueId) -> Result<Vec<DeliveryRecord>, StoreError> {
+    pub(super) fn deliveries_of(&self, id: QueueId) -> Result<Vec<DeliveryRecord>, StoreError> {
         self.inner
             .deliveries
             .scan_prefix(id.0.to_be_bytes())
@@ -171,9 +174,9 @@ impl Store {
             .transaction(|(m, b, d, q)| {
                 m.remove(&key)?;
                 b.remove(&key)?;
-                for (n, del) in entry.deliveries.iter().enumerate() {
-                    d.remove(&delivery_key(id, n as u32))?;
-                    q.remove(&due_key(del.next_attempt, id, n as u32))?;
+                for del in &entry.deliveries {
+                    d.remove(&delivery_key(id, del.index))?;
+                    q.remove(&due_key(del.next_attempt, id, del.index))?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })

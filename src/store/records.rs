@@ -33,6 +33,8 @@ pub enum Origin {
     Trusted,
     /// Inbound (port 25) mail for one of our own addresses.
     Inbound,
+    /// Made by Herald itself (delivery status notifications).
+    Generated,
 }
 
 /// RFC 3461 parameters given with MAIL FROM.
@@ -79,6 +81,9 @@ pub struct MessageRecord {
     pub client: String,
     pub dsn: DsnEnvelope,
     pub recipients: u32,
+    /// Deliveries finished (delivered or failed); the message goes when this reaches `recipients`.
+    #[serde(default)]
+    pub finished: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +98,9 @@ pub enum DeliveryState {
 /// One delivery: a (message, recipient) pair with its own state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
+    /// Position among the message's recipients (part of the key).
+    #[serde(default)]
+    pub index: u32,
     pub address: String,
     pub state: DeliveryState,
     pub attempts: u32,
@@ -103,4 +111,35 @@ pub struct DeliveryRecord {
     pub notify: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub orcpt: Option<String>,
+}
+
+/// Suppression scope (DESIGN §6): `global` stops everything, `marketing` stops list mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Marketing,
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "global" => Ok(Scope::Global),
+            "marketing" => Ok(Scope::Marketing),
+            other => Err(format!("unknown scope {other:?} (global or marketing)")),
+        }
+    }
+}
+
+/// One suppressed address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub address: String,
+    pub scope: Scope,
+    pub reason: String,
+    /// Where it came from: `admin`, `bounce`, `complaint`, `unsubscribe` …
+    pub source: String,
+    /// Unix seconds.
+    pub created: u64,
 }

@@ -189,6 +189,23 @@ impl Client {
         self.io = Some(Box::new(tls));
     }
 
+    /// The TLS handshake alone, for a caller that sent STARTTLS itself (e.g. pipelined with
+    /// other commands) and read the 220; asserts the server sent nothing after that 220.
+    pub async fn tls_handshake(&mut self, cert_pem: &str) {
+        assert!(
+            self.buf.is_empty(),
+            "server sent bytes after 220 to STARTTLS: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        let io = self.io.take().unwrap();
+        let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
+        let tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), io)
+            .await
+            .expect("handshake");
+        self.io = Some(Box::new(tls));
+    }
+
     pub async fn auth_plain(&mut self, user: &str, password: &str) -> Reply {
         let token =
             base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));

@@ -4,6 +4,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
+pub mod dns;
+pub mod sink;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -106,8 +108,14 @@ pub struct Daemon {
 
 /// The base config every test daemon gets; `extra` is appended (TOML).
 pub fn base_config(dir: &Path, extra: &str) -> String {
+    base_config_top(dir, "", extra)
+}
+
+/// The base config with top-level keys `top` (e.g. `trusted_networks`) before any table.
+pub fn base_config_top(dir: &Path, top: &str, extra: &str) -> String {
     format!(
-        r#"hostname = "mx.test.example"
+        r#"{top}
+hostname = "mx.test.example"
 data_dir = "{data}"
 [listen]
 submission = ["127.0.0.1:0"]
@@ -134,12 +142,17 @@ bounce_domain = "bounces.example.org"
 impl Daemon {
     /// Starts a daemon with the base config plus `extra`.
     pub fn start(extra: &str) -> Daemon {
+        Daemon::start_top("", extra)
+    }
+
+    /// Starts with top-level keys `top` and table sections `extra`.
+    pub fn start_top(top: &str, extra: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let (cert, key) = make_cert();
         std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
         std::fs::write(dir.path().join("key.pem"), &key).unwrap();
         let config_path = dir.path().join("herald.toml");
-        std::fs::write(&config_path, base_config(dir.path(), extra)).unwrap();
+        std::fs::write(&config_path, base_config_top(dir.path(), top, extra)).unwrap();
         Daemon::start_with(dir, config_path, cert)
     }
 

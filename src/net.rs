@@ -1,11 +1,12 @@
-//! The connection under a session: plain TCP or TLS, switchable once (STARTTLS).
+//! A TCP connection that may be upgraded to TLS once (STARTTLS), for both the SMTP server
+//! sessions and the delivery client.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsStream;
 
 pub enum Conn {
     Plain(TcpStream),

@@ -1,0 +1,326 @@
+//! The SMTP client: the only module that uses mail-send. Connects to the first reachable host,
+//! says EHLO, upgrades with STARTTLS when offered (or refuses to go on without it when
+//! `delivery.tls = "required"`), and sends messages one transaction at a time on a reusable
+//! connection. Every failure becomes an [`Outcome`].
+
+use super::{Outcome, classify_reply};
+use crate::config::TlsPolicy;
+use crate::net::Conn;
+use mail_send::SmtpClient;
+use mail_send::smtp::message::Parameters;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Opens connections with one set of settings.
+pub struct Connector {
+    tls: tokio_rustls::TlsConnector,
+    helo: String,
+    policy: TlsPolicy,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+}
+
+/// An open, greeted (and possibly encrypted) connection to one remote host.
+pub struct Connection {
+    client: SmtpClient<Conn>,
+    pub peer: SocketAddr,
+    pub tls: bool,
+    broken: bool,
+}
+
+fn transient(reply: String, throttle: bool) -> Outcome {
+    Outcome::Transient { reply, throttle }
+}
+
+fn from_error(e: mail_send::Error) -> (Outcome, bool) {
+    match e {
+        mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r) => {
+            (classify_reply(r.code, r.esc, &r.message), false)
+        }
+        mail_send::Error::Timeout => (
+            transient("451 4.4.2 timeout talking to remote server".into(), false),
+            true,
+        ),
+        other => (transient(format!("451 4.4.0 {other}"), false), true),
+    }
+}
+
+impl Connector {
+    pub fn new(
+        helo: &str,
+        policy: TlsPolicy,
+        connect_timeout: Duration,
+        command_timeout: Duration,
+    ) -> Result<Self, rustls::Error> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Unverified(provider)))
+            .with_no_client_auth();
+        Ok(Connector {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            helo: helo.to_string(),
+            policy,
+            connect_timeout,
+            command_timeout,
+        })
+    }
+
+    /// Tries the hosts in order; the first that greets and accepts EHLO wins.
+    pub async fn connect(&self, hosts: &[(String, SocketAddr)]) -> Result<Connection, Outcome> {
+        let mut last = transient("451 4.4.1 no host to connect to".into(), true);
+        for (name, addr) in hosts {
+            match self.open(name, *addr).await {
+                Ok(c) => return Ok(c),
+                Err(o) => {
+                    tracing::debug!(host = %addr, reply = o.reply(), "connection attempt failed");
+                    last = o;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn open(&self, name: &str, addr: SocketAddr) -> Result<Connection, Outcome> {
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => {
+                return Err(transient(
+                    format!("451 4.4.1 connection to {addr} failed: {e}"),
+                    true,
+                ));
+            }
+            Err(_) => {
+                return Err(transient(
+                    format!("451 4.4.1 connection to {addr} timed out"),
+                    true,
+                ));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let mut client = SmtpClient {
+            stream: Conn::Plain(tcp),
+            timeout: self.command_timeout,
+        };
+        let greeting = client.read().await.map_err(|e| from_error(e).0)?;
+        if greeting.code != 220 {
+            // A 554 greeting means "not here": the next MX may take it (RFC 5321 §3.1).
+            return Err(transient(
+                format!(
+                    "{} {} (greeting from {addr})",
+                    greeting.code, greeting.message
+                ),
+                false,
+            ));
+        }
+        let ehlo = client.ehlo(&self.helo).await.map_err(|e| from_error(e).0)?;
+        if !ehlo.has_capability(smtp_proto::EXT_START_TLS) {
+            if self.policy == TlsPolicy::Required {
+                return Err(transient(
+                    format!("451 4.7.4 {addr} does not offer STARTTLS and TLS is required"),
+                    false,
+                ));
+            }
+            return Ok(Connection {
+                client,
+                peer: addr,
+                tls: false,
+                broken: false,
+            });
+        }
+        let reply = client
+            .cmd(b"STARTTLS\r\n")
+            .await
+            .map_err(|e| from_error(e).0)?;
+        if reply.code != 220 {
+            return Err(transient(
+                format!("{} {} (STARTTLS at {addr})", reply.code, reply.message),
+                false,
+            ));
+        }
+        let Conn::Plain(tcp) = std::mem::replace(&mut client.stream, Conn::Gone) else {
+            return Err(transient("451 4.4.0 connection lost".into(), false));
+        };
+        let server_name = ServerName::try_from(name.trim_end_matches('.').to_string())
+            .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
+        let tls = tokio::time::timeout(self.command_timeout, self.tls.connect(server_name, tcp))
+            .await
+            .map_err(|_| {
+                transient(
+                    format!("451 4.7.0 TLS handshake with {addr} timed out"),
+                    false,
+                )
+            })?
+            .map_err(|e| {
+                transient(
+                    format!("451 4.7.0 TLS handshake with {addr} failed: {e}"),
+                    false,
+                )
+            })?;
+        let mut client = SmtpClient {
+            stream: Conn::Tls(Box::new(tls.into())),
+            timeout: self.command_timeout,
+        };
+        client.ehlo(&self.helo).await.map_err(|e| from_error(e).0)?;
+        Ok(Connection {
+            client,
+            peer: addr,
+            tls: true,
+            broken: false,
+        })
+    }
+}
+
+impl Connection {
+    /// Whether the connection can carry another transaction.
+    pub fn usable(&self) -> bool {
+        !self.broken
+    }
+
+    /// One transaction: MAIL, a RCPT per recipient, DATA. One outcome per recipient, in order.
+    pub async fn send(&mut self, sender: &str, recipients: &[String], body: &[u8]) -> Vec<Outcome> {
+        let n = recipients.len();
+        if let Err(e) = self.client.mail_from(sender, &Parameters::default()).await {
+            return vec![self.fail(e).await; n];
+        }
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        let mut accepted = Vec::new();
+        for (i, rcpt) in recipients.iter().enumerate() {
+            match self.client.rcpt_to(rcpt, &Parameters::default()).await {
+                Ok(()) => accepted.push(i),
+                Err(e) => {
+                    let (outcome, broken) = from_error(e);
+                    results[i] = Some(outcome);
+                    if broken {
+                        self.broken = true;
+                        let o = results[i].clone();
+                        return results
+                            .into_iter()
+                            .map(|r| r.or_else(|| o.clone()).unwrap_or_else(lost))
+                            .collect();
+                    }
+                }
+            }
+        }
+        if accepted.is_empty() {
+            self.reset().await;
+            return results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(lost))
+                .collect();
+        }
+        let outcome = match self.data(body).await {
+            Ok(o) => o,
+            Err(e) => self.fail(e).await,
+        };
+        for i in accepted {
+            results[i] = Some(outcome.clone());
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(lost))
+            .collect()
+    }
+
+    async fn data(&mut self, body: &[u8]) -> Result<Outcome, mail_send::Error> {
+        let r = self.client.cmd(b"DATA\r\n").await?;
+        if r.code != 354 {
+            let o = classify_reply(r.code, r.esc, &r.message);
+            self.reset().await;
+            return Ok(o);
+        }
+        // mail-send appends CRLF.CRLF itself.
+        let body = body.strip_suffix(b"\r\n").unwrap_or(body);
+        let timeout = self.client.timeout;
+        tokio::time::timeout(timeout, self.client.write_message(body))
+            .await
+            .map_err(|_| mail_send::Error::Timeout)?
+            .map_err(mail_send::Error::Io)?;
+        let r = self.client.read().await?;
+        let o = classify_reply(r.code, r.esc, &r.message);
+        if !matches!(o, Outcome::Delivered { .. }) {
+            self.reset().await;
+        }
+        Ok(o)
+    }
+
+    async fn fail(&mut self, e: mail_send::Error) -> Outcome {
+        let (outcome, broken) = from_error(e);
+        if broken {
+            self.broken = true;
+        } else {
+            self.reset().await;
+        }
+        outcome
+    }
+
+    async fn reset(&mut self) {
+        if self.client.rset().await.is_err() {
+            self.broken = true;
+        }
+    }
+
+    pub async fn quit(mut self) {
+        if !self.broken {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), self.client.cmd(b"QUIT\r\n")).await;
+        }
+    }
+}
+
+fn lost() -> Outcome {
+    transient("451 4.4.0 no answer for this recipient".into(), false)
+}
+
+/// Opportunistic TLS (RFC 7435) encrypts without authenticating the server, like Postfix's
+/// `may` and `encrypt` levels; signatures are still checked so the handshake is sound.
+#[derive(Debug)]
+struct Unverified(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,434 @@
+//! A delivery worker: holds at most one connection to one destination (a domain, or the
+//! relay), takes one job at a time from the scheduler, records each recipient's outcome in the
+//! store, queues DSNs, and reports back. It leaves after an idle spell, handing back nothing:
+//! jobs already sent to it are always finished first.
+
+use super::DeliveryContext;
+use super::retry;
+use crate::bounce::notify::{self, Dsn, Failed};
+use crate::config::Settings;
+use crate::delivery::Outcome;
+use crate::delivery::client::{Connection, Connector};
+use crate::delivery::mx::{Lookup, Route};
+use crate::lists::token;
+use crate::store::{
+    AttemptResult, DeliveryRecord, MessageRecord, NewMessage, NewRecipient, Origin, QueueId, Scope,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A connection unused this long is closed.
+const IDLE: Duration = Duration::from_secs(5);
+
+/// One SMTP transaction's worth: a message and the recipients that go to this destination.
+#[derive(Debug)]
+pub struct Job {
+    pub id: QueueId,
+    pub recipients: Vec<DeliveryRecord>,
+}
+
+/// What a worker tells the scheduler.
+pub enum Event {
+    Done {
+        domain: String,
+        worker: u64,
+        id: QueueId,
+        indexes: Vec<u32>,
+        /// The destination signalled throttling or could not be reached.
+        throttle: bool,
+        delivered: bool,
+        /// Earliest retry time (Unix seconds) of any recipient deferred.
+        retry_at: Option<u64>,
+    },
+    Gone {
+        domain: String,
+        worker: u64,
+    },
+}
+
+pub async fn run(
+    ctx: Arc<DeliveryContext>,
+    domain: String,
+    worker: u64,
+    mut jobs: mpsc::Receiver<Job>,
+    events: mpsc::Sender<Event>,
+) {
+    let mut conn: Option<Connection> = None;
+    loop {
+        let job = tokio::select! {
+            j = tokio::time::timeout(IDLE, jobs.recv()) => match j {
+                Ok(Some(job)) => job,
+                _ => break,
+            },
+            _ = ctx.stop.cancelled() => break,
+        };
+        let event = deliver(&ctx, &domain, worker, &mut conn, job).await;
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+    // Anything sent to us while we were deciding to leave is still ours to finish.
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        let event = deliver(&ctx, &domain, worker, &mut conn, job).await;
+        let _ = events.send(event).await;
+    }
+    if let Some(c) = conn {
+        c.quit().await;
+    }
+    let _ = events.send(Event::Gone { domain, worker }).await;
+}
+
+async fn route(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    domain: &str,
+) -> Result<Vec<(String, SocketAddr)>, Outcome> {
+    if let Some(relay) = &settings.config.delivery.relay {
+        let addrs =
+            tokio::net::lookup_host(relay.as_str())
+                .await
+                .map_err(|e| Outcome::Transient {
+                    reply: format!("451 4.4.3 relay {relay}: {e}"),
+                    throttle: false,
+                })?;
+        let host = relay
+            .rsplit_once(':')
+            .map_or(relay.as_str(), |(h, _)| h)
+            .to_string();
+        return Ok(addrs.map(|a| (host.clone(), a)).collect());
+    }
+    match ctx.resolver.route(domain).await {
+        Route::Hosts(hosts) => Ok(hosts),
+        Route::NullMx => Err(Outcome::Permanent {
+            reply: format!("556 5.1.10 {domain} accepts no mail (null MX)"),
+        }),
+        Route::NoSuchDomain => Err(Outcome::Permanent {
+            reply: format!("550 5.1.2 domain {domain} does not exist"),
+        }),
+        Route::TempFail(e) => Err(Outcome::Transient {
+            reply: format!("451 4.4.3 DNS lookup for {domain} failed: {e}"),
+            throttle: false,
+        }),
+    }
+}
+
+/// The envelope sender on the wire: VERP for domains with a bounce domain.
+fn wire_sender(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    rcpt: &DeliveryRecord,
+) -> String {
+    let domain = msg
+        .sender
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_ascii_lowercase());
+    let bounce_domain = domain.and_then(|d| {
+        settings
+            .config
+            .domains
+            .get(&d)
+            .and_then(|c| c.bounce_domain.clone())
+    });
+    match bounce_domain {
+        Some(bd) if !msg.sender.is_empty() => format!(
+            "b+{}@{bd}",
+            token::bounce_token(&ctx.verp_key, msg.id.0, rcpt.index)
+        ),
+        _ => msg.sender.clone(),
+    }
+}
+
+fn sign(ctx: &DeliveryContext, body: Vec<u8>) -> Vec<u8> {
+    let signers = ctx.signers();
+    if signers.is_empty() {
+        return body;
+    }
+    let Some(domain) = crate::smtp::repair::from_domain(&body) else {
+        return body;
+    };
+    match signers.sign(&domain, &body) {
+        Some(Ok(header)) => {
+            let mut signed = header.into_bytes();
+            signed.extend_from_slice(&body);
+            signed
+        }
+        Some(Err(e)) => {
+            tracing::warn!(domain = %domain, error = %e, "DKIM signing failed; sending unsigned");
+            body
+        }
+        None => body,
+    }
+}
+
+async fn deliver(
+    ctx: &DeliveryContext,
+    domain: &str,
+    worker: u64,
+    conn: &mut Option<Connection>,
+    job: Job,
+) -> Event {
+    let settings = ctx.settings();
+    let indexes = job.recipients.iter().map(|r| r.index).collect();
+    let mut report = Report::default();
+    let loaded = (ctx.store.message(job.id), ctx.store.get_body(job.id));
+    let (Ok(Some(msg)), Ok(Some(body))) = loaded else {
+        // Deleted meanwhile (queue delete), or unreadable: nothing to do here.
+        return report.event(domain, worker, job.id, indexes);
+    };
+    let mut to_send = Vec::new();
+    for rcpt in job.recipients {
+        match ctx.store.suppressed(&rcpt.address) {
+            Ok(Some(s)) if s.scope == Scope::Global => {
+                let outcome = Outcome::Permanent {
+                    reply: format!("550 5.7.1 recipient is suppressed ({})", s.reason),
+                };
+                apply(
+                    ctx,
+                    &settings,
+                    &msg,
+                    &body,
+                    &rcpt,
+                    outcome,
+                    false,
+                    &mut report,
+                )
+                .await;
+            }
+            _ => to_send.push(rcpt),
+        }
+    }
+    if to_send.is_empty() {
+        return report.event(domain, worker, job.id, indexes);
+    }
+    let outcomes = send(
+        ctx,
+        &settings,
+        domain,
+        conn,
+        &msg,
+        &to_send,
+        sign(ctx, body.clone()),
+    )
+    .await;
+    for (rcpt, outcome) in to_send.iter().zip(outcomes) {
+        tracing::info!(
+            queue_id = %msg.id, domain, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
+            attempt = rcpt.attempts + 1, reply = outcome.reply(), "delivery attempt"
+        );
+        apply(
+            ctx,
+            &settings,
+            &msg,
+            &body,
+            rcpt,
+            outcome,
+            true,
+            &mut report,
+        )
+        .await;
+    }
+    report.event(domain, worker, job.id, indexes)
+}
+
+async fn send(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    domain: &str,
+    conn: &mut Option<Connection>,
+    msg: &MessageRecord,
+    rcpts: &[DeliveryRecord],
+    body: Vec<u8>,
+) -> Vec<Outcome> {
+    if conn.as_ref().is_none_or(|c| !c.usable()) {
+        let d = &settings.config.delivery;
+        let connector = match Connector::new(
+            &settings.config.hostname,
+            d.tls,
+            d.connect_timeout.0,
+            d.command_timeout.0,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                return vec![
+                    Outcome::Transient {
+                        reply: format!("451 4.3.0 TLS setup failed: {e}"),
+                        throttle: false
+                    };
+                    rcpts.len()
+                ];
+            }
+        };
+        let connected = match route(ctx, settings, domain).await {
+            Ok(hosts) => connector.connect(&hosts).await,
+            Err(o) => Err(o),
+        };
+        match connected {
+            Ok(c) => *conn = Some(c),
+            Err(o) => return vec![o; rcpts.len()],
+        }
+    }
+    let Some(c) = conn.as_mut() else {
+        return vec![
+            Outcome::Transient {
+                reply: "451 4.4.0 no connection".into(),
+                throttle: false
+            };
+            rcpts.len()
+        ];
+    };
+    let sender = rcpts
+        .first()
+        .map(|r| wire_sender(ctx, settings, msg, r))
+        .unwrap_or_default();
+    let addresses: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
+    c.send(&sender, &addresses, &body).await
+}
+
+#[derive(Default)]
+struct Report {
+    throttle: bool,
+    delivered: bool,
+    retry_at: Option<u64>,
+}
+
+impl Report {
+    fn event(self, domain: &str, worker: u64, id: QueueId, indexes: Vec<u32>) -> Event {
+        Event::Done {
+            domain: domain.to_string(),
+            worker,
+            id,
+            indexes,
+            throttle: self.throttle,
+            delivered: self.delivered,
+            retry_at: self.retry_at,
+        }
+    }
+}
+
+/// Records one recipient's outcome; queues a DSN for permanent failures when one is wanted.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    body: &[u8],
+    rcpt: &DeliveryRecord,
+    outcome: Outcome,
+    dsn_allowed: bool,
+    report: &mut Report,
+) {
+    let now = crate::store::now_secs();
+    let d = &settings.config.delivery;
+    let (result, failure) = match outcome {
+        Outcome::Delivered { reply } => {
+            report.delivered = true;
+            (AttemptResult::Delivered { reply }, None)
+        }
+        Outcome::Transient { reply, throttle } => {
+            report.throttle |= throttle;
+            if retry::expired(msg.created, now, d.expire.0) {
+                let reply = format!("{reply} (gave up: message expired after {})", d.expire);
+                (
+                    AttemptResult::Failed {
+                        reply: reply.clone(),
+                    },
+                    Some(("4.4.7".to_string(), reply)),
+                )
+            } else {
+                let next_attempt = now
+                    + retry::delay(
+                        &d.retry.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        rcpt.attempts + 1,
+                    )
+                    .as_secs();
+                report.retry_at = Some(
+                    report
+                        .retry_at
+                        .map_or(next_attempt, |t| t.min(next_attempt)),
+                );
+                (
+                    AttemptResult::Deferred {
+                        reply,
+                        next_attempt,
+                    },
+                    None,
+                )
+            }
+        }
+        Outcome::Permanent { reply } => {
+            let status = notify::status_of(&reply);
+            (
+                AttemptResult::Failed {
+                    reply: reply.clone(),
+                },
+                Some((status, reply)),
+            )
+        }
+    };
+    if let Err(e) = ctx.store.record_attempt(msg.id, rcpt.index, &result) {
+        tracing::error!(queue_id = %msg.id, error = %e, "could not record delivery attempt");
+        return;
+    }
+    if let Some((status, reply)) = failure
+        && dsn_allowed
+        && msg.origin != Origin::Generated
+        && notify::wanted(&msg.sender, rcpt.notify.as_deref())
+    {
+        queue_dsn(ctx, settings, msg, body, rcpt, status, &reply).await;
+    }
+}
+
+async fn queue_dsn(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    body: &[u8],
+    rcpt: &DeliveryRecord,
+    status: String,
+    reply: &str,
+) {
+    let hostname = &settings.config.hostname;
+    let id = ctx.store.allocate_id();
+    let message_id = format!("<{id}.dsn@{hostname}>");
+    let dsn = Dsn {
+        hostname,
+        sender: &msg.sender,
+        envid: msg.dsn.envid.as_deref(),
+        full: msg.dsn.ret.as_deref() == Some("FULL") && body.len() < (1 << 20),
+        arrival: msg.created,
+        now: crate::store::now_secs(),
+        message_id: &message_id,
+        failed: vec![Failed {
+            address: &rcpt.address,
+            orcpt: rcpt.orcpt.as_deref(),
+            status,
+            diagnostic: reply,
+            remote: true,
+        }],
+        original: body,
+    };
+    let new = NewMessage {
+        sender: String::new(),
+        recipients: vec![NewRecipient {
+            address: msg.sender.clone(),
+            notify: None,
+            orcpt: None,
+        }],
+        message_id: Some(message_id.clone()),
+        origin: Origin::Generated,
+        client: "localhost".into(),
+        dsn: Default::default(),
+        body: notify::build(&dsn),
+    };
+    match ctx.store.insert_message(id, new).await {
+        Ok(()) => {
+            tracing::info!(queue_id = %id, original = %msg.id, "queued delivery status notification");
+            ctx.rescan.store(true, std::sync::atomic::Ordering::Release);
+        }
+        Err(e) => tracing::error!(original = %msg.id, error = %e, "could not queue DSN"),
+    }
+}

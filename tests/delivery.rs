@@ -1,0 +1,310 @@
+//! Delivery end to end: relay and MX routing to real sinks on loopback, a loopback DNS server,
+//! DKIM verified with mail-auth, VERP, retries, DSNs, expiry and the null sender.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use base64::Engine;
+use common::dns::Dns;
+use common::sink::{Rule, Sink};
+use common::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Base config lines that belong in `[domains."example.org"]` come first in `extra`.
+fn relay_config(sink: &Sink, extra_domain: &str, delivery: &str) -> String {
+    format!(
+        "{extra_domain}\n[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{delivery}\n",
+        sink.addr
+    )
+}
+
+async fn submit(d: &Daemon, from: &str, to: &[&str], subject: &str) -> String {
+    let mut c = d.alice().await;
+    let r = c.send_mail(from, to, &message(from, to[0], subject)).await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    r.text().rsplit(' ').next().unwrap().to_string()
+}
+
+/// Polls `herald queue ls` until it is empty (there is no event to wait on from outside).
+async fn wait_queue_empty(d: &Daemon, timeout: Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if d.queue().is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue not empty: {:?}",
+            d.queue()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn verify_dkim(dns: &Dns, message: &str) -> Vec<mail_auth::DkimResult> {
+    use hickory_resolver::config::{
+        ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+    };
+    let mut ns = NameServerConfig::udp_and_tcp(dns.addr.ip());
+    let mut c = ConnectionConfig::new(ProtocolConfig::Udp);
+    c.port = dns.addr.port();
+    ns.connections = vec![c];
+    let auth = mail_auth::MessageAuthenticator::new(
+        ResolverConfig::from_name_servers(vec![ns]),
+        ResolverOpts::default(),
+    )
+    .expect("authenticator");
+    let raw = message.as_bytes();
+    let parsed = mail_auth::AuthenticatedMessage::parse(raw).expect("parse");
+    auth.verify_dkim(&parsed)
+        .await
+        .iter()
+        .map(|o| o.result().clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_delivery_is_dkim_signed_with_verp() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    let dns = Dns::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // One Ed25519 and one RSA-2048 domain.
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    std::fs::write(dir.path().join("ed.pem"), ed.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("rsa.pem"), rsa.serialize_pem()).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    dns.txt(
+        "ed._domainkey.example.org",
+        &format!("v=DKIM1; k=ed25519; p={}", b64(ed.public_key_raw())),
+    );
+    dns.txt(
+        "rs._domainkey.alice.example",
+        &format!("v=DKIM1; k=rsa; p={}", b64(&rsa.public_key_der())),
+    );
+    let domain_keys = format!(
+        "dkim_selector = \"ed\"\ndkim_key = \"{}\"\n[domains.\"alice.example\"]\ndkim_selector = \"rs\"\ndkim_key = \"{}\"\n",
+        dir.path().join("ed.pem").display(),
+        dir.path().join("rsa.pem").display()
+    );
+    let d = Daemon::start(&relay_config(&sink, &domain_keys, ""));
+
+    submit(
+        &d,
+        "alice@example.org",
+        &["bob@remote.test"],
+        "ed25519 signed",
+    )
+    .await;
+    submit(
+        &d,
+        "news@alice.example",
+        &["carol@remote.test"],
+        "rsa signed",
+    )
+    .await;
+    let got = sink.wait_count(2, WAIT).await;
+    for r in &got {
+        assert!(r.data.starts_with("DKIM-Signature:"), "signed: {}", r.data);
+        let results = verify_dkim(&dns, &r.data).await;
+        assert_eq!(results, vec![mail_auth::DkimResult::Pass], "{}", r.data);
+    }
+    let ed_msg = got.iter().find(|r| r.rcpts == ["bob@remote.test"]).unwrap();
+    assert!(
+        ed_msg.mail_from.starts_with("b+") && ed_msg.mail_from.ends_with("@bounces.example.org"),
+        "VERP: {}",
+        ed_msg.mail_from
+    );
+    let rsa_msg = got
+        .iter()
+        .find(|r| r.rcpts == ["carol@remote.test"])
+        .unwrap();
+    assert_eq!(
+        rsa_msg.mail_from, "news@alice.example",
+        "no bounce domain, no VERP"
+    );
+    wait_queue_empty(&d, WAIT).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mx_preference_fallback_and_null_mx() {
+    let dns = Dns::start().await;
+    let mx1 = Sink::start("127.0.0.2:0").await;
+    let port = mx1.addr.port();
+    let mx2 = Sink::start(&format!("127.0.0.3:{port}")).await;
+    let home = Sink::start(&format!("127.0.0.5:{port}")).await;
+    dns.mx("pref.test", 20, "mx2.pref.test");
+    dns.mx("pref.test", 10, "mx1.pref.test");
+    dns.a("mx1.pref.test", "127.0.0.2".parse().unwrap());
+    dns.a("mx2.pref.test", "127.0.0.3".parse().unwrap());
+    // The preferred MX of fall.test refuses connections (nothing listens on 127.0.0.4).
+    dns.mx("fall.test", 10, "dead.fall.test");
+    dns.a("dead.fall.test", "127.0.0.4".parse().unwrap());
+    dns.mx("fall.test", 20, "mx2.pref.test");
+    dns.mx("null.test", 0, ".");
+    dns.mx("example.org", 10, "mx.example.org");
+    dns.a("mx.example.org", "127.0.0.5".parse().unwrap());
+    let d = Daemon::start(&format!(
+        "[delivery]\ndns_servers = [\"{}\"]\nsmtp_port = {port}\nretry = [\"1s\"]\n",
+        dns.addr
+    ));
+
+    submit(&d, "alice@example.org", &["a@pref.test"], "preferred").await;
+    mx1.wait_count(1, WAIT).await;
+    submit(&d, "alice@example.org", &["b@fall.test"], "fallback").await;
+    mx2.wait_for(WAIT, "fallback delivery", |r| {
+        r.iter().any(|m| m.rcpts == ["b@fall.test"])
+    })
+    .await;
+    assert!(
+        mx2.received().iter().all(|m| m.rcpts != ["a@pref.test"]),
+        "preference order kept"
+    );
+
+    submit(&d, "alice@example.org", &["c@null.test"], "null mx").await;
+    let dsn = home.wait_count(1, WAIT).await;
+    let dsn = &dsn[0];
+    assert_eq!(dsn.mail_from, "", "DSNs have a null sender");
+    assert_eq!(dsn.rcpts, ["alice@example.org"]);
+    assert!(dsn.data.contains("Status: 5.1.10"), "{}", dsn.data);
+    assert!(
+        dsn.data.contains("Final-Recipient: rfc822; c@null.test"),
+        "{}",
+        dsn.data
+    );
+    wait_queue_empty(&d, WAIT).await;
+    assert!(
+        d.stderr()
+            .matches("delivery attempt")
+            .filter(|_| true)
+            .count()
+            >= 1,
+        "attempts are logged"
+    );
+    let null_attempts = d
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("delivery attempt") && l.contains("null.test"))
+        .count();
+    assert_eq!(null_attempts, 1, "a null MX fails at once, no retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_dsns_expiry_and_null_sender() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    sink.set_rules(vec![
+        Rule::DeferRcpt {
+            needle: "once@".into(),
+            reply: "451 4.3.0 try again".into(),
+            times: 1,
+        },
+        Rule::RejectRcpt {
+            needle: "nosuch@".into(),
+            reply: "550 5.1.1 no such user".into(),
+        },
+        Rule::DeferRcpt {
+            needle: "never@".into(),
+            reply: "450 4.2.0 mailbox busy".into(),
+            times: usize::MAX,
+        },
+    ]);
+    let d = Daemon::start_top(
+        "trusted_networks = [\"127.0.0.0/8\"]",
+        &relay_config(&sink, "", "expire = \"4s\""),
+    );
+
+    // 4xx then 2xx: delivered exactly once.
+    submit(
+        &d,
+        "alice@example.org",
+        &["once@remote.test"],
+        "deferred once",
+    )
+    .await;
+    sink.wait_for(WAIT, "retried delivery", |r| {
+        r.iter().any(|m| m.rcpts == ["once@remote.test"])
+    })
+    .await;
+
+    // 5xx: a DSN with the original headers goes to the sender.
+    submit(
+        &d,
+        "alice@example.org",
+        &["nosuch@remote.test"],
+        "will bounce",
+    )
+    .await;
+    let got = sink
+        .wait_for(WAIT, "DSN for 5.1.1", |r| {
+            r.iter().any(|m| m.data.contains("Status: 5.1.1"))
+        })
+        .await;
+    let dsn = got
+        .iter()
+        .find(|m| m.data.contains("Status: 5.1.1"))
+        .unwrap();
+    assert_eq!(
+        (dsn.mail_from.as_str(), dsn.rcpts.as_slice()),
+        ("", &["alice@example.org".to_string()][..])
+    );
+    assert!(
+        dsn.data.contains("Subject: will bounce"),
+        "original headers included: {}",
+        dsn.data
+    );
+    assert!(
+        dsn.data
+            .contains("Diagnostic-Code: smtp; 550 5.1.1 no such user"),
+        "{}",
+        dsn.data
+    );
+
+    // Expiry: a DSN once delivery.expire has passed.
+    submit(
+        &d,
+        "alice@example.org",
+        &["never@remote.test"],
+        "never deliverable",
+    )
+    .await;
+    let got = sink
+        .wait_for(WAIT, "expiry DSN", |r| {
+            r.iter().any(|m| m.data.contains("Status: 4.4.7"))
+        })
+        .await;
+    assert!(got.iter().any(|m| {
+        m.data
+            .contains("Final-Recipient: rfc822; never@remote.test")
+    }));
+
+    // The null sender never gets a DSN.
+    let mut c = Client::connect(d.submission).await;
+    c.ehlo().await;
+    let r = c
+        .send_mail(
+            "",
+            &["nosuch@remote.test"],
+            &message(
+                "mailer-daemon@example.org",
+                "nosuch@remote.test",
+                "null sender",
+            ),
+        )
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    wait_queue_empty(&d, WAIT).await;
+    let all = sink.received();
+    assert_eq!(
+        all.iter()
+            .filter(|m| m.rcpts == ["once@remote.test"])
+            .count(),
+        1,
+        "exactly once"
+    );
+    let dsns = all.iter().filter(|m| m.mail_from.is_empty()).count();
+    assert_eq!(
+        dsns, 2,
+        "DSNs for 5.1.1 and expiry only, none for the null sender"
+    );
+}
