@@ -75,6 +75,16 @@ impl Client {
         }
     }
 
+    /// Connects without reading anything; `None` when the connection is refused.
+    pub async fn try_connect_raw(addr: SocketAddr) -> Option<Client> {
+        let tcp = TcpStream::connect(addr).await.ok()?;
+        Some(Client {
+            io: Some(Box::new(tcp)),
+            buf: Vec::new(),
+            timeout: Duration::from_secs(30),
+        })
+    }
+
     /// Implicit TLS (port 465 style), then the greeting.
     pub async fn connect_tls(addr: SocketAddr, cert_pem: &str) -> Client {
         let tcp = TcpStream::connect(addr).await.expect("connect");
