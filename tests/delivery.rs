@@ -308,3 +308,120 @@ async fn retries_dsns_expiry_and_null_sender() {
         "DSNs for 5.1.1 and expiry only, none for the null sender"
     );
 }
+
+/// Polls `queue ls` until `pred` holds for the queue.
+async fn wait_queue(
+    d: &Daemon,
+    timeout: Duration,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let q = d.queue();
+        if pred(&q) {
+            return q;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "queue never matched: {q:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppression_is_checked_before_every_delivery_and_retry_now_works() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    sink.set_rules(vec![
+        Rule::DeferRcpt {
+            needle: "waiting@".into(),
+            reply: "451 4.3.0 later".into(),
+            times: 1,
+        },
+        Rule::DeferRcpt {
+            needle: "slow@".into(),
+            reply: "451 4.3.0 later".into(),
+            times: 1,
+        },
+    ]);
+    let d = Daemon::start(&format!(
+        "[delivery]\nrelay = \"{}\"\nretry = [\"1h\"]\n",
+        sink.addr
+    ));
+
+    // Suppressed before submission: never delivered, no DSN.
+    let out = d.cli(&[
+        "suppression",
+        "add",
+        "Gone@Remote.test",
+        "--reason",
+        "hard bounce",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.cli(&["suppression", "ls", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["address"], "gone@remote.test");
+    assert_eq!(list[0]["scope"], "global");
+    assert_eq!(list[0]["source"], "admin");
+    submit(
+        &d,
+        "alice@example.org",
+        &["gone@remote.test"],
+        "to a suppressed address",
+    )
+    .await;
+
+    // Suppressed while waiting in the queue: the retry does not deliver it.
+    submit(&d, "alice@example.org", &["waiting@remote.test"], "waits").await;
+    submit(
+        &d,
+        "alice@example.org",
+        &["slow@remote.test"],
+        "retried by hand",
+    )
+    .await;
+    wait_queue(&d, WAIT, |q| {
+        q.len() == 2 && q.iter().all(|m| m["recipients"][0]["state"] == "deferred")
+    })
+    .await;
+    assert!(
+        d.cli(&["suppression", "add", "waiting@remote.test"])
+            .status
+            .success()
+    );
+    let out = d.cli(&["queue", "retry", "--all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sink.wait_for(WAIT, "the retried message", |r| {
+        r.iter().any(|m| m.rcpts == ["slow@remote.test"])
+    })
+    .await;
+    wait_queue_empty(&d, WAIT).await;
+    let got = sink.received();
+    assert!(
+        got.iter()
+            .all(|m| m.rcpts != ["gone@remote.test"] && m.rcpts != ["waiting@remote.test"]),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().all(|m| !m.mail_from.is_empty()),
+        "no DSN for suppressed recipients"
+    );
+
+    assert!(
+        d.cli(&["suppression", "rm", "gone@remote.test"])
+            .status
+            .success()
+    );
+    let out = d.cli(&["suppression", "rm", "gone@remote.test"]);
+    assert_eq!(out.status.code(), Some(1), "removing twice fails");
+    let out = d.cli(&["queue", "retry", "0000000000000001"]);
+    assert_eq!(out.status.code(), Some(1), "unknown id");
+}

@@ -88,3 +88,10 @@ fn secrets_are_redacted() {
         "{text}"
     );
 }
+
+#[test]
+fn production_sample_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/herald.toml");
+    let loaded = load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.listen.inbound, vec!["0.0.0.0:25"]);
+}
