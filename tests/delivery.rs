@@ -104,7 +104,36 @@ async fn relay_delivery_is_dkim_signed_with_verp() {
         "rsa signed",
     )
     .await;
-    let got = sink.wait_count(2, WAIT).await;
+    let mut expected = 2;
+    if have("python3") {
+        // A real client too: Python's smtplib over STARTTLS with AUTH.
+        let ca = d.dir.path().join("ca.pem");
+        std::fs::write(&ca, &d.cert_pem).unwrap();
+        let script = "import smtplib, ssl, sys\n\
+            ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
+            s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
+            s.starttls(context=ctx)\n\
+            s.login('alice', 'alice-secret')\n\
+            s.sendmail('alice@example.org', ['dave@remote.test'], \
+            'From: Alice <alice@example.org>\\r\\nTo: dave@remote.test\\r\\nSubject: via smtplib\\r\\n\\r\\nhello\\r\\n')\n\
+            s.quit()\n";
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                script,
+                &d.submission.port().to_string(),
+                ca.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "smtplib: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expected += 1;
+    }
+    let got = sink.wait_count(expected, WAIT).await;
     for r in &got {
         assert!(r.data.starts_with("DKIM-Signature:"), "signed: {}", r.data);
         let results = verify_dkim(&dns, &r.data).await;
@@ -424,4 +453,55 @@ async fn suppression_is_checked_before_every_delivery_and_retry_now_works() {
     assert_eq!(out.status.code(), Some(1), "removing twice fails");
     let out = d.cli(&["queue", "retry", "0000000000000001"]);
     assert_eq!(out.status.code(), Some(1), "unknown id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_starttls_opportunistic_and_required() {
+    // Herald B's inbound listener offers STARTTLS and takes mail for postmaster@.
+    let b = Daemon::start("");
+    let a = Daemon::start(&format!(
+        "[delivery]\nrelay = \"{}\"\nretry = [\"1h\"]\n",
+        b.inbound
+    ));
+    submit(
+        &a,
+        "alice@example.org",
+        &["postmaster@mx.test.example"],
+        "over tls",
+    )
+    .await;
+    wait_queue_empty(&a, WAIT).await;
+    let got = wait_queue(&b, WAIT, |q| !q.is_empty()).await;
+    let id = got[0]["id"].as_str().unwrap().to_string();
+    let shown = b.cli(&["queue", "show", &id]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("with ESMTPS id"),
+        "B received it over TLS: {text}"
+    );
+
+    // A sink without STARTTLS and tls = "required": deferred, never sent in clear.
+    let sink = Sink::start("127.0.0.1:0").await;
+    let c = Daemon::start(&format!(
+        "[delivery]\nrelay = \"{}\"\nretry = [\"1h\"]\ntls = \"required\"\n",
+        sink.addr
+    ));
+    submit(
+        &c,
+        "alice@example.org",
+        &["x@remote.test"],
+        "must be encrypted",
+    )
+    .await;
+    let q = wait_queue(&c, WAIT, |q| {
+        q.first()
+            .is_some_and(|m| m["recipients"][0]["state"] == "deferred")
+    })
+    .await;
+    let reply = q[0]["recipients"][0]["last_reply"].as_str().unwrap();
+    assert!(
+        reply.contains("4.7.4") && reply.contains("STARTTLS"),
+        "{reply}"
+    );
+    assert!(sink.received().is_empty());
 }
