@@ -6,7 +6,8 @@ use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_lands_in_queue() {
-    let d = Daemon::start("");
+    // Deliveries go to a closed port and stay queued, so the queue shows what was accepted.
+    let d = Daemon::start("[delivery]\nrelay = \"127.0.0.1:9\"\n");
     let mut c = d.alice().await;
     let r = c
         .send_mail(
