@@ -30,31 +30,6 @@ fn python(script: &str, args: &[&str]) -> Output {
     child.wait_with_output().expect("python3 output")
 }
 
-/// A `[delivery]` table whose relay is a closed loopback port: every delivery attempt is
-/// deferred (connection refused, retried minutes later), so submitted mail stays in the queue
-/// for the test to inspect.
-fn hold() -> String {
-    format!("[delivery]\nrelay = \"{}\"\n", closed_port())
-}
-
-/// A loopback address nobody listens on (bound once, then released).
-fn closed_port() -> std::net::SocketAddr {
-    static ADDR: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 /// The queue id at the end of a `250 2.0.0 Ok: queued as ID` reply somewhere in `output`.
 fn queued_id(output: &str) -> String {
     let at = output

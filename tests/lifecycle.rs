@@ -12,36 +12,6 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A `[delivery]` table whose relay is a closed loopback port: every delivery attempt is
-/// deferred (connection refused, retried minutes later), so submitted mail stays in the queue
-/// for the test to inspect.
-fn hold() -> String {
-    format!("[delivery]\nrelay = \"{}\"\n", closed_port())
-}
-
-/// A loopback address nobody listens on (bound once, then released).
-fn closed_port() -> std::net::SocketAddr {
-    static ADDR: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    })
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn queued_id(r: &Reply) -> String {
-    assert!(r.has(250, "2.0.0"), "{r:?}");
-    r.text().rsplit(' ').next().unwrap().to_string()
-}
-
 /// Replaces the daemon's config file (atomically): `top` goes before the base config (so it
 /// can hold top-level keys), `extra` after it (and after [`hold`]).
 fn rewrite_config(d: &Daemon, top: &str, extra: &str) {

@@ -16,7 +16,7 @@ enum St {
 }
 
 /// What a finished receiver hands over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Received {
     /// The message, without the terminating `.CRLF`, ending with CRLF when non-empty.
     pub body: Vec<u8>,
@@ -39,12 +39,7 @@ impl DataReceiver {
         DataReceiver {
             st: St::LineStart,
             max,
-            out: Received {
-                body: Vec::new(),
-                size: 0,
-                bare_newline: false,
-                oversize: false,
-            },
+            out: Received::default(),
         }
     }
 
@@ -123,12 +118,7 @@ impl ChunkReceiver {
         ChunkReceiver {
             prev_cr: false,
             max,
-            out: Received {
-                body: Vec::new(),
-                size: 0,
-                bare_newline: false,
-                oversize: false,
-            },
+            out: Received::default(),
         }
     }
 

@@ -186,17 +186,7 @@ impl Client {
     pub async fn starttls(&mut self, cert_pem: &str) {
         let r = self.cmd("STARTTLS").await;
         assert_eq!(r.code, 220, "{r:?}");
-        assert!(
-            self.buf.is_empty(),
-            "server sent bytes after 220 to STARTTLS"
-        );
-        let io = self.io.take().unwrap();
-        let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
-        let tls = connector
-            .connect(ServerName::try_from("localhost").unwrap(), io)
-            .await
-            .expect("handshake");
-        self.io = Some(Box::new(tls));
+        self.tls_handshake(cert_pem).await;
     }
 
     /// The TLS handshake alone, for a caller that sent STARTTLS itself (e.g. pipelined with

@@ -333,3 +333,35 @@ pub fn have(program: &str) -> bool {
     }
     found
 }
+
+/// A `[delivery]` table whose relay is a closed loopback port: every delivery attempt is
+/// deferred (connection refused, retried minutes later), so submitted mail stays in the queue
+/// for the test to inspect.
+pub fn hold() -> String {
+    format!("[delivery]\nrelay = \"{}\"\n", closed_port())
+}
+
+/// A loopback address nobody listens on (bound once, then released).
+pub fn closed_port() -> SocketAddr {
+    static ADDR: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+    *ADDR.get_or_init(|| {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    })
+}
+
+/// A command's exit status and output, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The queue id in a `250 2.0.0 Ok: queued as ID` reply.
+pub fn queued_id(r: &Reply) -> String {
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    r.text().rsplit(' ').next().unwrap().to_string()
+}
