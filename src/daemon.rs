@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -110,9 +110,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
             let addr: SocketAddr = addr
                 .parse()
                 .with_context(|| format!("listen.{}: bad address {addr}", role.name()))?;
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}"))?;
+            let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
             announce(&format!(
                 "listening {} {}",
                 role.name(),
@@ -162,6 +160,19 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     let _ = std::fs::remove_file(&admin_path);
     tracing::info!("herald stopped");
     Ok(())
+}
+
+/// Binds a listening socket with a deep accept backlog, so a burst of connections waits in the
+/// kernel for the accept loop (which answers past the limits with `421`) instead of being dropped.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
