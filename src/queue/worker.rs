@@ -243,49 +243,49 @@ async fn send(
     rcpts: &[DeliveryRecord],
     body: Vec<u8>,
 ) -> Vec<Outcome> {
-    if conn.as_ref().is_none_or(|c| !c.usable()) {
-        let d = &settings.config.delivery;
-        let connector = match Connector::new(
-            &settings.config.hostname,
-            d.tls,
-            d.connect_timeout.0,
-            d.command_timeout.0,
-        ) {
-            Ok(c) => c,
-            Err(e) => {
-                return vec![
-                    Outcome::Transient {
-                        reply: format!("451 4.3.0 TLS setup failed: {e}"),
-                        throttle: false
-                    };
-                    rcpts.len()
-                ];
-            }
-        };
-        let connected = match route(ctx, settings, domain).await {
-            Ok(hosts) => connector.connect(&hosts).await,
-            Err(o) => Err(o),
-        };
-        match connected {
-            Ok(c) => *conn = Some(c),
-            Err(o) => return vec![o; rcpts.len()],
-        }
-    }
-    let Some(c) = conn.as_mut() else {
-        return vec![
-            Outcome::Transient {
-                reply: "451 4.4.0 no connection".into(),
-                throttle: false
-            };
-            rcpts.len()
-        ];
-    };
     let sender = rcpts
         .first()
         .map(|r| wire_sender(ctx, settings, msg, r))
         .unwrap_or_default();
     let addresses: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
-    c.send(&sender, &addresses, &body).await
+    // A reused connection the server has meanwhile closed fails at once; that says nothing
+    // about the message, so it gets one more go on a fresh connection.
+    let reused = conn.as_ref().is_some_and(Connection::usable);
+    if let Some(c) = conn.as_mut().filter(|c| c.usable()) {
+        let outcomes = c.send(&sender, &addresses, &body).await;
+        if c.usable() || !reused {
+            return outcomes;
+        }
+    }
+    *conn = None;
+    match connect(ctx, settings, domain).await {
+        Ok(mut c) => {
+            let outcomes = c.send(&sender, &addresses, &body).await;
+            *conn = Some(c);
+            outcomes
+        }
+        Err(o) => vec![o; rcpts.len()],
+    }
+}
+
+async fn connect(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    domain: &str,
+) -> Result<Connection, Outcome> {
+    let d = &settings.config.delivery;
+    let connector = Connector::new(
+        &settings.config.hostname,
+        d.tls,
+        d.connect_timeout.0,
+        d.command_timeout.0,
+    )
+    .map_err(|e| Outcome::Transient {
+        reply: format!("451 4.3.0 TLS setup failed: {e}"),
+        throttle: false,
+    })?;
+    let hosts = route(ctx, settings, domain).await?;
+    connector.connect(&hosts).await
 }
 
 #[derive(Default)]

@@ -35,12 +35,21 @@ pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker
             }
         };
         let _ = tcp.set_nodelay(true);
-        let limits = ctx.settings().config.limits.clone();
-        match ctx.conns.admit(
-            peer.ip(),
-            limits.max_connections,
-            limits.max_connections_per_ip,
-        ) {
+        let settings = ctx.settings();
+        let limits = &settings.config.limits;
+        // Like Postfix's smtpd_client_event_limit_exceptions: trusted networks are exempt from
+        // the per-IP cap (they are the local applications); the total cap still holds.
+        let trusted = settings
+            .config
+            .trusted_networks
+            .iter()
+            .any(|n| n.contains(&peer.ip()));
+        let per_ip = if trusted {
+            limits.max_connections
+        } else {
+            limits.max_connections_per_ip
+        };
+        match ctx.conns.admit(peer.ip(), limits.max_connections, per_ip) {
             Ok(guard) => {
                 let ctx = ctx.clone();
                 tracker.spawn(async move {
