@@ -47,20 +47,20 @@ start() {
     kill -0 "$PID" 2>/dev/null || { cat "$WORK/stderr"; exit 1; }
     sleep 0.005
   done
-  python3 -c "print(f'{$(date +%s.%N) - $t0:.3f}')"
+  SECS=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.3f}')")
 }
 stop() { kill -TERM "$PID"; wait "$PID" || true; }
 
-start >/dev/null
+start
 echo "filling the queue with $MESSAGES messages..." >&2
 t=$(date +%s)
 smtp-source -c -m "$MESSAGES" -s 20 -l 2048 -f bench@src.bench.test -t rcpt@d.bench.test 127.0.0.1:3625 >/dev/null
 echo "filled in $(( $(date +%s) - t ))s" >&2
 stop
 for i in $(seq "$RESTARTS"); do
-  secs=$(start)
+  start
   n=$(grep -o 'queue: [0-9]*' "$WORK/stdout" | grep -o '[0-9]*')
-  echo "restart $i: READY after ${secs}s with $n messages queued"
+  echo "restart $i: READY after ${SECS}s with $n messages queued"
   stop
 done
 du -sh "$WORK/data" | sed 's/^/database size: /'
