@@ -2,6 +2,7 @@
 //! (`worker`) that hold one connection to one destination each, and the pure retry policy
 //! (`retry`). The store holds the truth; the scheduler's memory only says what is in flight.
 
+mod outcome;
 pub mod retry;
 mod scheduler;
 mod worker;
