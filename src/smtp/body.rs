@@ -45,7 +45,8 @@ impl DataReceiver {
 
     fn push(&mut self, bytes: &[u8]) {
         self.out.size += bytes.len() as u64;
-        if self.out.body.len() + bytes.len() > self.max {
+        if self.out.oversize || self.out.body.len() + bytes.len() > self.max {
+            // Past the limit nothing more is kept; the message will be refused.
             self.out.oversize = true;
         } else {
             self.out.body.extend_from_slice(bytes);
@@ -71,7 +72,19 @@ impl DataReceiver {
     /// Feeds input; returns `Some(consumed)` once the end marker has been read (bytes after it
     /// belong to the next command), `None` if more input is needed.
     pub fn feed(&mut self, input: &[u8]) -> Option<usize> {
-        for (i, &b) in input.iter().enumerate() {
+        let mut i = 0;
+        while i < input.len() {
+            if self.st == St::InLine {
+                // Fast path: everything up to the next CR or LF is plain content.
+                let rest = &input[i..];
+                let n = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+                if n > 0 {
+                    self.push(&rest[..n]);
+                    i += n;
+                    continue;
+                }
+            }
+            let b = input[i];
             match self.st {
                 St::LineStart if b == b'.' => self.st = St::Dot,
                 St::LineStart | St::InLine => self.in_line(b),
@@ -97,6 +110,7 @@ impl DataReceiver {
                     self.in_line(b);
                 }
             }
+            i += 1;
         }
         None
     }
