@@ -130,7 +130,9 @@ impl State {
                     by_message.entry(d.id).or_default().push(d.record);
                 }
                 for (id, records) in by_message {
-                    self.enqueue(ctx, id, records);
+                    if let Ok(Some(msg)) = ctx.store.message(id) {
+                        self.enqueue(ctx, id, &msg, records);
+                    }
                 }
             }
             Err(e) => {
@@ -147,20 +149,22 @@ impl State {
             return;
         }
         match ctx.store.get_message(id) {
-            Ok(Some(entry)) => self.enqueue(ctx, id, entry.deliveries),
+            Ok(Some(entry)) => self.enqueue(ctx, id, &entry.message, entry.deliveries),
             Ok(None) => {}
             Err(e) => tracing::error!(queue_id = %id, error = %e, "reading a new message failed"),
         }
     }
 
     /// Groups one message's due deliveries into jobs per destination.
-    fn enqueue(&mut self, ctx: &DeliveryContext, id: QueueId, records: Vec<DeliveryRecord>) {
+    fn enqueue(
+        &mut self,
+        ctx: &DeliveryContext,
+        id: QueueId,
+        msg: &MessageRecord,
+        records: Vec<DeliveryRecord>,
+    ) {
         let now = crate::store::now_secs();
-        let msg = match ctx.store.message(id) {
-            Ok(Some(m)) => m,
-            _ => return,
-        };
-        let verp = self.uses_verp(&msg);
+        let verp = self.uses_verp(msg);
         let mut jobs: HashMap<String, Vec<DeliveryRecord>> = HashMap::new();
         for rec in records {
             if self.claimed.contains(&(id, rec.index)) || rec.next_attempt > now {

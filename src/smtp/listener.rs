@@ -54,7 +54,7 @@ pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker
                 let ctx = ctx.clone();
                 tracker.spawn(async move {
                     let _guard = guard;
-                    handle(ctx, role, tcp, peer).await;
+                    handle(ctx, role, tcp, peer, trusted).await;
                 });
             }
             Err(why) => {
@@ -84,14 +84,9 @@ async fn refuse(mut tcp: TcpStream, why: Refusal) {
     .await;
 }
 
-async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr) {
+async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr, trusted: bool) {
     let settings = ctx.settings();
-    let trusted = role.is_submission()
-        && settings
-            .config
-            .trusted_networks
-            .iter()
-            .any(|n| n.contains(&peer.ip()));
+    let trusted = trusted && role.is_submission();
     let conn = if role == Role::Submissions {
         let limit = settings.config.limits.tls_handshake_timeout.0;
         match tokio::time::timeout(limit, ctx.tls.accept(tcp)).await {
