@@ -505,3 +505,62 @@ async fn outbound_starttls_opportunistic_and_required() {
     );
     assert!(sink.received().is_empty());
 }
+
+/// One message to three recipients, with lines that start with a dot: the refused recipient
+/// bounces, the deferred one is retried, the accepted one gets the content intact — both
+/// with a pipelining server (one envelope group) and with one that answers command by command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mixed_recipients_and_dot_lines_with_and_without_pipelining() {
+    for pipelining in [true, false] {
+        let sink = Sink::start("127.0.0.1:0").await;
+        let mut rules = vec![
+            Rule::RejectRcpt {
+                needle: "nosuch@".into(),
+                reply: "550 5.1.1 no such user".into(),
+            },
+            Rule::DeferRcpt {
+                needle: "later@".into(),
+                reply: "451 4.3.0 try again".into(),
+                times: 1,
+            },
+        ];
+        if !pipelining {
+            rules.push(Rule::NoPipelining);
+        }
+        sink.set_rules(rules);
+        let d = Daemon::start_top(
+            "trusted_networks = [\"127.0.0.0/8\"]",
+            &relay_config(&sink, "", ""),
+        );
+        let to = ["ok@remote.test", "nosuch@remote.test", "later@remote.test"];
+        // Sent already dot-stuffed, as a client must; stored and delivered unstuffed.
+        let body = "From: <alice@example.org>\r\nSubject: dots\r\n\r\n..leading dot\r\n\
+                    ...\r\nmiddle . dot\r\n..\r\nlast line\r\n";
+        let mut c = d.alice().await;
+        let r = c.send_mail("alice@example.org", &to, body).await;
+        assert!(r.has(250, "2.0.0"), "{r:?}");
+
+        let got = sink
+            .wait_for(WAIT, "both deliveries and the DSN", |r| {
+                let to = |a: &str| r.iter().any(|m| m.rcpts == [a.to_string()]);
+                to("ok@remote.test") && to("later@remote.test") && to("alice@example.org")
+            })
+            .await;
+        let ok = got.iter().find(|m| m.rcpts == ["ok@remote.test"]).unwrap();
+        assert!(
+            ok.data
+                .ends_with("\r\n.leading dot\r\n..\r\nmiddle . dot\r\n.\r\nlast line\r\n"),
+            "pipelining={pipelining}: {:?}",
+            ok.data
+        );
+        let dsn = got
+            .iter()
+            .find(|m| m.rcpts == ["alice@example.org"])
+            .unwrap();
+        assert!(dsn.data.contains("Status: 5.1.1"), "{}", dsn.data);
+        assert!(!dsn.data.contains("later@remote.test"), "{}", dsn.data);
+        wait_queue_empty(&d, WAIT).await;
+        let all = sink.received();
+        assert_eq!(all.len(), 3, "pipelining={pipelining}: {all:?}");
+    }
+}

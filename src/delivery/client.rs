@@ -7,7 +7,6 @@ use super::{Outcome, classify_reply};
 use crate::config::TlsPolicy;
 use crate::net::Conn;
 use mail_send::SmtpClient;
-use mail_send::smtp::message::Parameters;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -27,17 +26,21 @@ pub struct Connector {
 
 /// An open, greeted (and possibly encrypted) connection to one remote host.
 pub struct Connection {
-    client: SmtpClient<Conn>,
+    pub(super) client: SmtpClient<Conn>,
     pub peer: SocketAddr,
     pub tls: bool,
-    broken: bool,
+    /// The server advertised PIPELINING (RFC 2920): the envelope goes out in one write.
+    pub(super) pipelining: bool,
+    pub(super) broken: bool,
+    /// Reused for each transaction's outgoing bytes.
+    pub(super) wbuf: Vec<u8>,
 }
 
-fn transient(reply: String, throttle: bool) -> Outcome {
+pub(super) fn transient(reply: String, throttle: bool) -> Outcome {
     Outcome::Transient { reply, throttle }
 }
 
-fn from_error(e: mail_send::Error) -> (Outcome, bool) {
+pub(super) fn from_error(e: mail_send::Error) -> (Outcome, bool) {
     match e {
         mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r) => {
             (classify_reply(r.code, r.esc, &r.message), false)
@@ -127,12 +130,7 @@ impl Connector {
                     false,
                 ));
             }
-            return Ok(Connection {
-                client,
-                peer: addr,
-                tls: false,
-                broken: false,
-            });
+            return Ok(Connection::new(client, addr, false, &ehlo));
         }
         let reply = client
             .cmd(b"STARTTLS\r\n")
@@ -167,115 +165,32 @@ impl Connector {
             stream: Conn::Tls(Box::new(tls.into())),
             timeout: self.command_timeout,
         };
-        client.ehlo(&self.helo).await.map_err(|e| from_error(e).0)?;
-        Ok(Connection {
-            client,
-            peer: addr,
-            tls: true,
-            broken: false,
-        })
+        let ehlo = client.ehlo(&self.helo).await.map_err(|e| from_error(e).0)?;
+        Ok(Connection::new(client, addr, true, &ehlo))
     }
 }
 
 impl Connection {
+    fn new(
+        client: SmtpClient<Conn>,
+        peer: SocketAddr,
+        tls: bool,
+        ehlo: &smtp_proto::EhloResponse<String>,
+    ) -> Self {
+        Connection {
+            client,
+            peer,
+            tls,
+            pipelining: ehlo.has_capability(smtp_proto::EXT_PIPELINING),
+            broken: false,
+            wbuf: Vec::new(),
+        }
+    }
+
     /// Whether the connection can carry another transaction.
     pub fn usable(&self) -> bool {
         !self.broken
     }
-
-    /// One transaction: MAIL, a RCPT per recipient, DATA. One outcome per recipient, in order.
-    pub async fn send(&mut self, sender: &str, recipients: &[String], body: &[u8]) -> Vec<Outcome> {
-        let n = recipients.len();
-        if let Err(e) = self.client.mail_from(sender, &Parameters::default()).await {
-            return vec![self.fail(e).await; n];
-        }
-        let mut results: Vec<Option<Outcome>> = vec![None; n];
-        let mut accepted = Vec::new();
-        for (i, rcpt) in recipients.iter().enumerate() {
-            match self.client.rcpt_to(rcpt, &Parameters::default()).await {
-                Ok(()) => accepted.push(i),
-                Err(e) => {
-                    let (outcome, broken) = from_error(e);
-                    results[i] = Some(outcome);
-                    if broken {
-                        self.broken = true;
-                        let o = results[i].clone();
-                        return results
-                            .into_iter()
-                            .map(|r| r.or_else(|| o.clone()).unwrap_or_else(lost))
-                            .collect();
-                    }
-                }
-            }
-        }
-        if accepted.is_empty() {
-            self.reset().await;
-            return results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(lost))
-                .collect();
-        }
-        let outcome = match self.data(body).await {
-            Ok(o) => o,
-            Err(e) => self.fail(e).await,
-        };
-        for i in accepted {
-            results[i] = Some(outcome.clone());
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(lost))
-            .collect()
-    }
-
-    async fn data(&mut self, body: &[u8]) -> Result<Outcome, mail_send::Error> {
-        let r = self.client.cmd(b"DATA\r\n").await?;
-        if r.code != 354 {
-            let o = classify_reply(r.code, r.esc, &r.message);
-            self.reset().await;
-            return Ok(o);
-        }
-        // mail-send appends CRLF.CRLF itself.
-        let body = body.strip_suffix(b"\r\n").unwrap_or(body);
-        let timeout = self.client.timeout;
-        tokio::time::timeout(timeout, self.client.write_message(body))
-            .await
-            .map_err(|_| mail_send::Error::Timeout)?
-            .map_err(mail_send::Error::Io)?;
-        let r = self.client.read().await?;
-        let o = classify_reply(r.code, r.esc, &r.message);
-        if !matches!(o, Outcome::Delivered { .. }) {
-            self.reset().await;
-        }
-        Ok(o)
-    }
-
-    async fn fail(&mut self, e: mail_send::Error) -> Outcome {
-        let (outcome, broken) = from_error(e);
-        if broken {
-            self.broken = true;
-        } else {
-            self.reset().await;
-        }
-        outcome
-    }
-
-    async fn reset(&mut self) {
-        if self.client.rset().await.is_err() {
-            self.broken = true;
-        }
-    }
-
-    pub async fn quit(mut self) {
-        if !self.broken {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(5), self.client.cmd(b"QUIT\r\n")).await;
-        }
-    }
-}
-
-fn lost() -> Outcome {
-    transient("451 4.4.0 no answer for this recipient".into(), false)
 }
 
 /// Opportunistic TLS (RFC 7435) encrypts without authenticating the server, like Postfix's

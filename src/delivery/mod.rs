@@ -1,11 +1,13 @@
 //! Delivery to remote mail exchangers: routes (`mx`), pacing (`limiter`), the SMTP client
-//! (`client`, the only user of mail-send), DKIM signing (`dkim`). Every attempt ends in an
-//! [`Outcome`] — data, not an error.
+//! (`client` and `transaction`, the only users of mail-send, with the pure `wire` encoding),
+//! DKIM signing (`dkim`). Every attempt ends in an [`Outcome`] — data, not an error.
 
 pub mod client;
 pub mod dkim;
 pub mod limiter;
 pub mod mx;
+mod transaction;
+pub mod wire;
 
 /// How one recipient's attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,8 @@ pub enum Rule {
     },
     /// Answer every MAIL FROM with `reply` while active (e.g. 421 4.7.0 throttling).
     RefuseAll { reply: String },
+    /// Do not advertise PIPELINING (the client must then wait for each reply).
+    NoPipelining,
 }
 
 #[derive(Default)]
@@ -158,6 +160,10 @@ impl Sink {
         reply
     }
 
+    fn has_rule(&self, pred: impl Fn(&Rule) -> bool) -> bool {
+        self.inner.lock().unwrap().rules.iter().any(pred)
+    }
+
     async fn session(&self, tcp: TcpStream) -> std::io::Result<()> {
         let connection = {
             let mut g = self.inner.lock().unwrap();
@@ -168,6 +174,7 @@ impl Sink {
         let mut r = BufReader::new(r);
         w.write_all(b"220 sink.test ESMTP\r\n").await?;
         let (mut from, mut rcpts) = (String::new(), Vec::new());
+        let mut in_mail = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -176,18 +183,28 @@ impl Sink {
             }
             let upper = line.to_ascii_uppercase();
             let reply = if upper.starts_with("EHLO") {
-                "250-sink.test\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n".to_string()
+                let pipelining = !self.has_rule(|r| matches!(r, Rule::NoPipelining));
+                format!(
+                    "250-sink.test\r\n{}250-8BITMIME\r\n250 SIZE 100000000\r\n",
+                    if pipelining { "250-PIPELINING\r\n" } else { "" }
+                )
             } else if upper.starts_with("HELO") {
                 "250 sink.test\r\n".into()
             } else if upper.starts_with("MAIL FROM:") {
+                rcpts.clear();
                 match self.mail_reply() {
-                    Some(reply) => format!("{reply}\r\n"),
+                    Some(reply) => {
+                        in_mail = false;
+                        format!("{reply}\r\n")
+                    }
                     None => {
+                        in_mail = true;
                         from = addr(&line);
-                        rcpts.clear();
                         "250 2.1.0 ok\r\n".into()
                     }
                 }
+            } else if upper.starts_with("RCPT TO:") && !in_mail {
+                "503 5.5.1 MAIL first\r\n".into()
             } else if upper.starts_with("RCPT TO:") {
                 let rcpt = addr(&line);
                 match self.rcpt_reply(&rcpt) {
@@ -197,6 +214,8 @@ impl Sink {
                         "250 2.1.5 ok\r\n".into()
                     }
                 }
+            } else if upper.starts_with("DATA") && rcpts.is_empty() {
+                "554 5.5.1 no valid recipients\r\n".into()
             } else if upper.starts_with("DATA") {
                 w.write_all(b"354 go ahead\r\n").await?;
                 let data = read_data(&mut r).await?;
@@ -211,8 +230,11 @@ impl Sink {
                     });
                 }
                 self.notify.notify_waiters();
+                in_mail = false;
+                rcpts.clear();
                 "250 2.0.0 queued\r\n".into()
             } else if upper.starts_with("RSET") {
+                in_mail = false;
                 rcpts.clear();
                 "250 2.0.0 ok\r\n".into()
             } else if upper.starts_with("QUIT") {

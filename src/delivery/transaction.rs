@@ -1,0 +1,193 @@
+//! One SMTP transaction on an open [`Connection`]: MAIL, one RCPT per recipient, DATA and the
+//! content. With PIPELINING the envelope goes out as one group (RFC 2920), so a message costs
+//! two round trips instead of three plus one per recipient. The content is dot-stuffed by
+//! [`wire::content`] and written in one piece. One [`Outcome`] per recipient, in order.
+
+use super::client::{Connection, from_error, transient};
+use super::{Outcome, classify_reply, wire};
+use mail_send::smtp::message::Parameters;
+use smtp_proto::Response;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+fn lost() -> Outcome {
+    transient("451 4.4.0 no answer for this recipient".into(), false)
+}
+
+fn outcome_of(r: &Response<String>) -> Outcome {
+    classify_reply(r.code, r.esc, &r.message)
+}
+
+impl Connection {
+    /// One transaction. Recipients the server refused get their own outcome; the accepted
+    /// ones share the outcome of the content.
+    pub async fn send(&mut self, sender: &str, recipients: &[String], body: &[u8]) -> Vec<Outcome> {
+        let result = if self.pipelining {
+            self.send_pipelined(sender, recipients, body).await
+        } else {
+            self.send_lockstep(sender, recipients, body).await
+        };
+        match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let outcome = self.fail(e).await;
+                vec![outcome; recipients.len()]
+            }
+        }
+    }
+
+    async fn send_pipelined(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Result<Vec<Outcome>, mail_send::Error> {
+        let n = recipients.len();
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        wire::envelope(&mut buf, sender, recipients);
+        let replies = self.exchange(&buf, n + 2).await;
+        self.wbuf = buf;
+        let replies = replies?;
+        let (mail, rest) = replies
+            .split_first()
+            .ok_or(mail_send::Error::UnparseableReply)?;
+        let (data, rcpts) = rest
+            .split_last()
+            .ok_or(mail_send::Error::UnparseableReply)?;
+        let mut results: Vec<Option<Outcome>> = if mail.code / 100 != 2 {
+            vec![Some(outcome_of(mail)); n]
+        } else {
+            rcpts
+                .iter()
+                .map(|r| (r.code / 100 != 2).then(|| outcome_of(r)))
+                .collect()
+        };
+        let accepted = results.iter().any(Option::is_none);
+        let content = match (data.code, accepted) {
+            (354, true) => self.content(body).await?,
+            (354, false) => {
+                // A server that opens DATA with no recipient gets an empty message ended at
+                // once; nobody receives it.
+                self.content(b"").await?;
+                self.reset().await;
+                lost()
+            }
+            _ => {
+                self.reset().await;
+                outcome_of(data)
+            }
+        };
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(content.clone());
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(lost))
+            .collect())
+    }
+
+    async fn send_lockstep(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        body: &[u8],
+    ) -> Result<Vec<Outcome>, mail_send::Error> {
+        let n = recipients.len();
+        let mail = self.client.mail_from(sender, &Parameters::default()).await;
+        if let Err(e) = mail {
+            return Ok(vec![self.fail(e).await; n]);
+        }
+        let mut results: Vec<Option<Outcome>> = vec![None; n];
+        for (i, rcpt) in recipients.iter().enumerate() {
+            if let Err(e) = self.client.rcpt_to(rcpt, &Parameters::default()).await {
+                let (outcome, broken) = from_error(e);
+                if broken {
+                    self.broken = true;
+                    return Ok(vec![outcome; n]);
+                }
+                results[i] = Some(outcome);
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            self.reset().await;
+            return Ok(results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(lost))
+                .collect());
+        }
+        let r = self.client.cmd(b"DATA\r\n").await?;
+        let content = if r.code == 354 {
+            self.content(body).await?
+        } else {
+            self.reset().await;
+            outcome_of(&r)
+        };
+        for r in results.iter_mut().filter(|r| r.is_none()) {
+            *r = Some(content.clone());
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(lost))
+            .collect())
+    }
+
+    /// Sends the content after a 354 and reads the final reply.
+    async fn content(&mut self, body: &[u8]) -> Result<Outcome, mail_send::Error> {
+        let mut buf = std::mem::take(&mut self.wbuf);
+        buf.clear();
+        wire::content(&mut buf, body);
+        let reply = self.exchange(&buf, 1).await;
+        if buf.capacity() > 1 << 20 {
+            buf = Vec::new();
+        }
+        self.wbuf = buf;
+        let reply = reply?;
+        let r = reply.first().ok_or(mail_send::Error::UnparseableReply)?;
+        let o = outcome_of(r);
+        if !matches!(o, Outcome::Delivered { .. }) {
+            self.reset().await;
+        }
+        Ok(o)
+    }
+
+    /// Writes `bytes` in one go and reads `replies` replies, all under the command timeout.
+    async fn exchange(
+        &mut self,
+        bytes: &[u8],
+        replies: usize,
+    ) -> Result<Vec<Response<String>>, mail_send::Error> {
+        let timeout = self.client.timeout;
+        let client = &mut self.client;
+        tokio::time::timeout(timeout, async {
+            client.stream.write_all(bytes).await?;
+            client.stream.flush().await?;
+            client.read_many(replies).await
+        })
+        .await
+        .map_err(|_| mail_send::Error::Timeout)?
+    }
+
+    async fn fail(&mut self, e: mail_send::Error) -> Outcome {
+        let (outcome, broken) = from_error(e);
+        if broken {
+            self.broken = true;
+        } else {
+            self.reset().await;
+        }
+        outcome
+    }
+
+    async fn reset(&mut self) {
+        if self.client.rset().await.is_err() {
+            self.broken = true;
+        }
+    }
+
+    pub async fn quit(mut self) {
+        if !self.broken {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), self.client.cmd(b"QUIT\r\n")).await;
+        }
+    }
+}
