@@ -10,7 +10,7 @@ use crate::delivery::mx::Resolver;
 use crate::queue::{self, DeliveryContext};
 use crate::smtp::{self, AuthThrottle, ConnLimiter, Role};
 use crate::store::Store;
-use crate::{admin, devuser, tls};
+use crate::{admin, devuser, http, lists, tls};
 use anyhow::Context as _;
 use sd_notify::NotifyState;
 use std::net::SocketAddr;
@@ -69,12 +69,14 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         .collect();
     let resolver = Resolver::new(&dns, config.delivery.smtp_port)?;
     let delivery_stop = CancellationToken::new();
+    let list_key = store.secret("lists")?;
     let delivery = DeliveryContext::new(
         store.clone(),
         settings_rx.clone(),
         resolver,
         signers,
         store.secret("verp")?,
+        list_key,
         delivery_stop.clone(),
     );
     let (arrivals, arrivals_rx) = delivery.arrivals();
@@ -85,13 +87,30 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         delivery_tasks.clone(),
     ));
 
+    let expand_wake = lists::expand::Wake::default();
+    delivery_tasks.spawn(lists::expand::run(
+        store.clone(),
+        settings_rx.clone(),
+        expand_wake.clone(),
+        {
+            let arrivals = arrivals.clone();
+            move || arrivals.rescan()
+        },
+        delivery_stop.clone(),
+    ));
+
     let ctx = Arc::new(smtp::Context {
         settings: settings_rx,
         store: store.clone(),
         on_queued: Box::new({
             let arrivals = arrivals.clone();
-            move |id| arrivals.notify(id)
+            let expand = expand_wake.clone();
+            move |id| {
+                arrivals.notify(id);
+                expand.notify();
+            }
         }),
+        list_key,
         tls: acceptor,
         auth_throttle: AuthThrottle::default(),
         auth_slots: Semaphore::new(2),
@@ -119,16 +138,38 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
             tracker.spawn(smtp::serve(ctx.clone(), role, listener, tracker.clone()));
         }
     }
+    let web = http::Web::new(
+        store.clone(),
+        ctx.settings.clone(),
+        list_key,
+        Box::new({
+            let arrivals = arrivals.clone();
+            move |id| arrivals.notify(id)
+        }),
+    );
+    for addr in &l.http {
+        let addr: SocketAddr = addr
+            .parse()
+            .with_context(|| format!("listen.http: bad address {addr}"))?;
+        let listener = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        announce(&format!("listening http {}", listener.local_addr()?));
+        tracker.spawn(http::serve(listener, web.clone(), ctx.draining.clone()));
+    }
     let admin_path = admin::socket_path(&config.data_dir);
     let admin_listener = admin::bind(&admin_path)
         .with_context(|| format!("cannot bind admin socket {}", admin_path.display()))?;
     // Admin and watchdog outlive the sessions' drain, so they have their own tracker.
     let aux = TaskTracker::new();
     let admin_stop = CancellationToken::new();
+    let admin_ctx = Arc::new(admin::AdminContext {
+        store: store.clone(),
+        arrivals: arrivals.clone(),
+        settings: ctx.settings.clone(),
+        list_key,
+    });
     aux.spawn(admin::serve(
         admin_listener,
-        store.clone(),
-        arrivals.clone(),
+        admin_ctx,
         admin_stop.clone(),
         aux.clone(),
     ));

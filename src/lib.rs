@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod devuser;
+pub mod http;
 pub mod lists;
 pub mod logging;
 pub mod net;

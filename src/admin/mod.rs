@@ -3,11 +3,12 @@
 //! One JSON request per connection, one JSON response back.
 
 pub mod client;
+mod lists;
 mod protocol;
 mod server;
 
 pub use protocol::{Request, Response};
-pub use server::{bind, serve};
+pub use server::{AdminContext, bind, serve};
 
 use std::path::{Path, PathBuf};
 

@@ -26,6 +26,28 @@ pub enum Request {
     SuppressionRemove {
         address: String,
     },
+    ListLs,
+    ListMembers {
+        list: String,
+        status: Option<String>,
+    },
+    /// Confirmed members with where their consent came from (`list add`, `list import`).
+    ListAdd {
+        list: String,
+        /// Address and optional name.
+        members: Vec<(String, Option<String>)>,
+        consent: String,
+        /// `admin` or `import`.
+        source: String,
+    },
+    ListInvite {
+        list: String,
+        addresses: Vec<String>,
+    },
+    ListRemove {
+        list: String,
+        addresses: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

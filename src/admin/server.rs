@@ -1,18 +1,22 @@
 //! Serves admin requests on the unix socket until shutdown.
 
-use super::{Request, Response};
+use super::{Request, Response, lists};
+use crate::config::Settings;
 use crate::queue::Arrivals;
 use crate::store::{QueueEntry, QueueId, Scope, Store, Suppression};
 use crate::timefmt::rfc3339;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-const MAX_REQUEST: u64 = 64 * 1024;
+/// Large enough for one chunk of a `list import` (the CLI sends 1,000 members at a time).
+const MAX_REQUEST: u64 = 1024 * 1024;
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -24,10 +28,24 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What admin requests may touch.
+pub struct AdminContext {
+    pub store: Store,
+    pub arrivals: Arrivals,
+    pub settings: watch::Receiver<Arc<Settings>>,
+    /// HMAC key of list member tokens (invitations).
+    pub list_key: [u8; 32],
+}
+
+impl AdminContext {
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.borrow().clone()
+    }
+}
+
 pub async fn serve(
     listener: UnixListener,
-    store: Store,
-    arrivals: Arrivals,
+    ctx: Arc<AdminContext>,
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
@@ -38,10 +56,9 @@ pub async fn serve(
         };
         match conn {
             Ok((stream, _)) => {
-                let store = store.clone();
-                let arrivals = arrivals.clone();
+                let ctx = ctx.clone();
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, store, arrivals).await {
+                    if let Err(e) = handle(stream, &ctx).await {
                         tracing::debug!(error = %e, "admin connection failed");
                     }
                 });
@@ -51,14 +68,14 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: UnixStream, store: Store, arrivals: Arrivals) -> std::io::Result<()> {
+async fn handle(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     let response = match serde_json::from_str::<Request>(&line) {
-        Ok(req) => answer(req, &store, &arrivals).await,
+        Ok(req) => answer(req, ctx).await,
         Err(e) => Response::err(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
@@ -67,8 +84,19 @@ async fn handle(stream: UnixStream, store: Store, arrivals: Arrivals) -> std::io
     write.shutdown().await
 }
 
-async fn answer(req: Request, store: &Store, arrivals: &Arrivals) -> Response {
+async fn answer(req: Request, ctx: &AdminContext) -> Response {
+    let (store, arrivals) = (&ctx.store, &ctx.arrivals);
     match req {
+        Request::ListLs => lists::ls(ctx),
+        Request::ListMembers { list, status } => lists::members(ctx, &list, status.as_deref()),
+        Request::ListAdd {
+            list,
+            members,
+            consent,
+            source,
+        } => lists::add(ctx, &list, members, &consent, &source).await,
+        Request::ListInvite { list, addresses } => lists::invite(ctx, &list, addresses).await,
+        Request::ListRemove { list, addresses } => lists::remove(ctx, &list, addresses).await,
         Request::QueueRetry { id } => {
             let only = match id.as_deref().map(parse_id).transpose() {
                 Ok(only) => only,

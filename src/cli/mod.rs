@@ -1,6 +1,7 @@
 //! The command line (DESIGN §2): argument definitions and the commands that do not need the
 //! daemon. Exit status: 0 ok, 1 operation failed, 2 usage or config error.
 
+mod lists;
 mod queue;
 
 use crate::config;
@@ -44,6 +45,50 @@ pub enum Command {
     /// The suppression list (through the running daemon)
     #[command(subcommand)]
     Suppression(SuppressionCommand),
+    /// Mailing lists and their members (through the running daemon)
+    #[command(subcommand)]
+    List(ListCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ListCommand {
+    /// Lists with member counts by status
+    Ls,
+    /// Members of a list (LIST is the id or the address)
+    Members {
+        list: String,
+        #[arg(long, value_parser = ["pending", "confirmed", "unsubscribed", "bounced", "complained"])]
+        status: Option<String>,
+    },
+    /// Add confirmed members, recording where their consent came from
+    Add {
+        list: String,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        #[arg(long)]
+        consent: String,
+    },
+    /// Send each address a double-opt-in confirmation; they stay pending until they confirm
+    Invite {
+        list: String,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Unsubscribe members (silently: no mail is sent)
+    Remove {
+        list: String,
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Import confirmed members from a CSV file with a header line `email[,name]`
+    Import {
+        list: String,
+        file: PathBuf,
+        #[arg(long)]
+        consent: String,
+    },
+    /// Every member as CSV (or --json)
+    Export { list: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +164,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queue(q) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(queue::run(q, &loaded.config.data_dir, cli.json)),
+        },
+        Command::List(c) => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(lists::run(c, &loaded.config.data_dir, cli.json)),
         },
         Command::Suppression(c) => match load_config(&cli) {
             Err(code) => code,

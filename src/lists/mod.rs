@@ -1,4 +1,9 @@
-//! Mailing lists. For now: the HMAC-protected tokens that name a delivery (VERP) or a list
-//! member (unsubscribe) in addresses and URLs.
+//! Mailing lists: the HMAC-protected tokens that name a delivery (VERP) or a list member
+//! (unsubscribe, confirm) in addresses and URLs (`token`), the per-copy headers (`headers`),
+//! the expander that turns a stored post into member copies (`expand`), and the consent
+//! flows shared by the HTTP pages, the CLI and the inbound listener (`consent`).
 
+pub mod consent;
+pub mod expand;
+pub mod headers;
 pub mod token;

@@ -15,6 +15,8 @@ pub enum Kind {
     Bounce,
     /// A list member: `u+TOKEN@` and `/unsubscribe/TOKEN`.
     Unsubscribe,
+    /// A pending list member: `/confirm/TOKEN`.
+    Confirm,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
         match self {
             Kind::Bounce => b'b',
             Kind::Unsubscribe => b'u',
+            Kind::Confirm => b'c',
         }
     }
 }
@@ -107,6 +110,17 @@ pub fn open_bounce_token(key: &[u8; 32], token: &str) -> Option<(u64, u32)> {
     (p.len() == 12).then_some((id, index))
 }
 
+/// The token of a list member (its store id names both the list and the member).
+pub fn member_token(key: &[u8; 32], kind: Kind, member: u64) -> String {
+    seal(key, kind, &member.to_be_bytes())
+}
+
+/// The member a token names.
+pub fn open_member_token(key: &[u8; 32], kind: Kind, token: &str) -> Option<u64> {
+    let p = open(key, kind, token)?;
+    Some(u64::from_be_bytes(p.as_slice().try_into().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +155,20 @@ mod tests {
         );
         assert_eq!(open_bounce_token(&[8; 32], &t), None, "other key");
         assert_eq!(open(&KEY, Kind::Unsubscribe, &t), None, "other kind");
+    }
+
+    #[test]
+    fn member_tokens() {
+        let t = member_token(&KEY, Kind::Unsubscribe, 123_456);
+        assert!(t.len() + 2 <= 64, "fits a local part with u+: {t}");
+        assert_eq!(
+            open_member_token(&KEY, Kind::Unsubscribe, &t),
+            Some(123_456)
+        );
+        assert_eq!(open_member_token(&KEY, Kind::Confirm, &t), None, "kind");
+        assert_eq!(open_member_token(&KEY, Kind::Unsubscribe, &t[1..]), None);
+        let b = bounce_token(&KEY, 1, 2);
+        assert_eq!(open_member_token(&KEY, Kind::Unsubscribe, &b), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! (`worker`) that hold one connection to one destination each, and the pure retry policy
 //! (`retry`). The store holds the truth; the scheduler's memory only says what is in flight.
 
+mod listcopy;
 mod outcome;
 pub mod retry;
 mod scheduler;
@@ -29,6 +30,8 @@ pub struct DeliveryContext {
     pub signers: RwLock<Signers>,
     /// HMAC key of VERP tokens.
     pub verp_key: [u8; 32],
+    /// HMAC key of list member tokens (List-Unsubscribe).
+    pub list_key: [u8; 32],
     pub stop: CancellationToken,
     wake: Notify,
     rescan: AtomicBool,
@@ -63,6 +66,7 @@ impl DeliveryContext {
         resolver: Resolver,
         signers: Signers,
         verp_key: [u8; 32],
+        list_key: [u8; 32],
         stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(DeliveryContext {
@@ -71,6 +75,7 @@ impl DeliveryContext {
             resolver,
             signers: RwLock::new(signers),
             verp_key,
+            list_key,
             stop,
             wake: Notify::new(),
             rescan: AtomicBool::new(true),

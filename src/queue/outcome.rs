@@ -147,6 +147,7 @@ async fn queue_dsn(
         client: "localhost".into(),
         dsn: Default::default(),
         body: notify::build(&dsn),
+        list: None,
     };
     match ctx.store.insert_message(id, new).await {
         Ok(()) => {

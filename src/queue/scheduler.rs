@@ -164,7 +164,8 @@ impl State {
         records: Vec<DeliveryRecord>,
     ) {
         let now = crate::store::now_secs();
-        let verp = self.uses_verp(msg);
+        // VERP and list copies give every recipient its own envelope or headers.
+        let verp = self.uses_verp(msg) || msg.list.is_some();
         let mut jobs: HashMap<String, Vec<DeliveryRecord>> = HashMap::new();
         for rec in records {
             if self.claimed.contains(&(id, rec.index)) || rec.next_attempt > now {

@@ -4,6 +4,7 @@
 //! jobs already sent to it are always finished first.
 
 use super::DeliveryContext;
+use super::listcopy;
 use super::outcome::{Report, apply};
 use crate::config::Settings;
 use crate::delivery::Outcome;
@@ -119,6 +120,9 @@ fn wire_sender(
     msg: &MessageRecord,
     rcpt: &DeliveryRecord,
 ) -> String {
+    if let Some(sender) = listcopy::sender(ctx, settings, msg, rcpt) {
+        return sender;
+    }
     let domain = msg
         .sender
         .rsplit_once('@')
@@ -195,12 +199,35 @@ async fn deliver(
                 )
                 .await;
             }
+            _ if listcopy::still_wanted(ctx, &settings, &msg, &rcpt) == Some(false) => {
+                // Unsubscribed or suppressed since the post was expanded: the copy is dropped,
+                // silently (no DSN to the poster).
+                let outcome = Outcome::Permanent {
+                    reply: "550 5.7.1 not sent: no longer a receiving list member".into(),
+                };
+                apply(
+                    ctx,
+                    &settings,
+                    &msg,
+                    &body,
+                    &rcpt,
+                    outcome,
+                    false,
+                    &mut report,
+                )
+                .await;
+            }
             _ => to_send.push(rcpt),
         }
     }
     if to_send.is_empty() {
         return report.event(domain, worker, job.id, indexes);
     }
+    let content = match to_send.as_slice() {
+        [one] => listcopy::copy_body(ctx, &settings, &msg, one, &body),
+        _ => None,
+    }
+    .unwrap_or_else(|| body.clone());
     let outcomes = send(
         ctx,
         &settings,
@@ -208,7 +235,7 @@ async fn deliver(
         conn,
         &msg,
         &to_send,
-        sign(ctx, body.clone()),
+        sign(ctx, content),
     )
     .await;
     for (rcpt, outcome) in to_send.iter().zip(outcomes) {

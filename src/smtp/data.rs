@@ -1,11 +1,11 @@
 //! DATA and BDAT: when content may start, and what happens to it at the end — smuggling and
 //! size checks, trace and RFC 6409 repairs, and the durable store insert before `250`.
 
-use super::Context;
 use super::body::{ChunkReceiver, Received};
 use super::repair::{self, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
+use super::{Context, Role, listpost};
 use crate::config::Settings;
 use crate::logging::redact;
 use crate::store::{NewMessage, Origin};
@@ -16,7 +16,7 @@ pub fn data(st: &SessionState) -> Step {
         Some(tx) if tx.chunks.is_some() => {
             common::bad_sequence("DATA not allowed after BDAT").into()
         }
-        Some(tx) if tx.recipients.is_empty() => {
+        Some(tx) if tx.recipients.is_empty() && tx.list.is_none() => {
             Reply::new(554, "5.5.1", "No valid recipients").into()
         }
         Some(_) => Step::then(
@@ -35,7 +35,7 @@ pub fn bdat(st: &mut SessionState, settings: &Settings, size: u64, last: bool) -
     let Some(tx) = st.tx.as_mut() else {
         return Step::then(common::bad_sequence("Need MAIL command first"), next);
     };
-    if tx.recipients.is_empty() {
+    if tx.recipients.is_empty() && tx.list.is_none() {
         tx.chunk_error
             .get_or_insert(Reply::new(554, "5.5.1", "No valid recipients"));
     }
@@ -119,16 +119,42 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
         (None, true) => Origin::Trusted,
         (None, false) => Origin::Inbound,
     };
-    let recipients = tx.recipients.len();
+    let mut tx_recipients = tx.recipients;
+    if st.role == Role::Inbound {
+        tx_recipients = match listpost::unsubscribe_recipients(ctx, tx_recipients).await {
+            Ok(rest) => rest,
+            Err(reply) => return reply,
+        };
+        if tx_recipients.is_empty() {
+            // Only unsubscribe addresses: done, and nothing is queued.
+            return Reply::new(250, "2.0.0", "Ok: unsubscribed");
+        }
+    }
+    let mut list = None;
+    if let Some(l) = tx
+        .list
+        .as_deref()
+        .and_then(|id| settings.config.lists.iter().find(|l| l.id == id))
+    {
+        match listpost::category(st, &settings, l, &body) {
+            Ok((post, stripped)) => {
+                body = stripped;
+                list = Some(post);
+            }
+            Err(reply) => return reply,
+        }
+    }
+    let recipients = tx_recipients.len();
     let sender_shown = redact(&tx.sender, config.privacy.log_addresses);
     let msg = NewMessage {
         sender: tx.sender,
-        recipients: tx.recipients,
+        recipients: tx_recipients,
         message_id,
         origin,
         client: st.peer.ip().to_string(),
         dsn: tx.dsn,
         body,
+        list,
     };
     let size = msg.body.len();
     match ctx.store.insert_message(id, msg).await {

@@ -61,6 +61,7 @@ pub fn mail(
         recipients: Vec::new(),
         chunks: None,
         chunk_error: None,
+        list: None,
     });
     Reply::new(250, "2.1.0", "Sender OK")
 }

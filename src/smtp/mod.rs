@@ -12,6 +12,7 @@ mod data;
 mod ehlo;
 mod limits;
 mod listener;
+mod listpost;
 mod mail;
 mod rcpt;
 pub mod repair;
@@ -59,6 +60,8 @@ pub struct Context {
     pub store: Store,
     /// Told about every message once it is durable (the delivery scheduler listens).
     pub on_queued: Box<dyn Fn(crate::store::QueueId) + Send + Sync>,
+    /// HMAC key of list member tokens (`u+TOKEN@` unsubscribe mail).
+    pub list_key: [u8; 32],
     pub tls: tokio_rustls::TlsAcceptor,
     pub auth_throttle: AuthThrottle,
     /// Bounds concurrent argon2 verifications (CPU and memory heavy) off the async workers.

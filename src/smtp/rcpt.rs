@@ -3,14 +3,21 @@
 
 use super::Role;
 use super::address::{Mailbox, decode_xtext};
+use super::listpost;
 use super::reply::{Reply, common};
 use super::state::SessionState;
-use crate::config::Settings;
-use crate::store::NewRecipient;
+use crate::config::{List, Settings};
+use crate::store::{NewRecipient, Store};
 
 type Params = Vec<(String, Option<String>)>;
 
-pub fn rcpt(st: &mut SessionState, settings: &Settings, to: Mailbox, params: Params) -> Reply {
+pub fn rcpt(
+    st: &mut SessionState,
+    settings: &Settings,
+    store: &Store,
+    to: Mailbox,
+    params: Params,
+) -> Reply {
     let Some(tx) = st.tx.as_mut() else {
         return common::bad_sequence("Need MAIL command first");
     };
@@ -34,6 +41,14 @@ pub fn rcpt(st: &mut SessionState, settings: &Settings, to: Mailbox, params: Par
     if !allowed {
         return Reply::new(550, "5.7.1", "Relaying denied");
     }
+    if st.role.is_submission()
+        && let Some(list) = listpost::list_for(settings, &to.address())
+    {
+        return list_rcpt(st, store, list);
+    }
+    let Some(tx) = st.tx.as_mut() else {
+        return common::bad_sequence("Need MAIL command first");
+    };
     let mut rcpt = NewRecipient {
         address: to.address(),
         notify: None,
@@ -59,6 +74,29 @@ pub fn rcpt(st: &mut SessionState, settings: &Settings, to: Mailbox, params: Par
 }
 
 /// `NEVER`, or a comma list of SUCCESS, FAILURE, DELAY without repeats (RFC 3461 §4.1).
+/// A list address as recipient: the post is stored once and expanded later (one list per
+/// message, so each copy's headers name exactly one list).
+fn list_rcpt(st: &mut SessionState, store: &Store, list: &List) -> Reply {
+    let sender = st.tx.as_ref().map(|t| t.sender.clone()).unwrap_or_default();
+    if let Err(r) = listpost::may_post(st, store, list, &sender) {
+        return r;
+    }
+    let Some(tx) = st.tx.as_mut() else {
+        return common::bad_sequence("Need MAIL command first");
+    };
+    match &tx.list {
+        Some(id) if *id != list.id => Reply::new(
+            452,
+            "4.5.3",
+            "One list per message; send to the other list separately",
+        ),
+        _ => {
+            tx.list = Some(list.id.clone());
+            Reply::new(250, "2.1.5", "List recipient OK")
+        }
+    }
+}
+
 fn valid_notify(v: &str) -> bool {
     if v.eq_ignore_ascii_case("NEVER") {
         return true;

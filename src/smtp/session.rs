@@ -122,7 +122,9 @@ impl Session {
                 self.auth_flow(flow).await.into()
             }
             Command::Mail { from, params } => mail::mail(st, &settings, from, params).into(),
-            Command::Rcpt { to, params } => rcpt::rcpt(st, &settings, to, params).into(),
+            Command::Rcpt { to, params } => {
+                rcpt::rcpt(st, &settings, &self.ctx.store, to, params).into()
+            }
             Command::Data => data::data(st),
             Command::Bdat { size, last } => data::bdat(st, &settings, size, last),
             Command::Rset => {

@@ -17,6 +17,8 @@ pub struct Transaction {
     pub chunks: Option<ChunkReceiver>,
     /// A BDAT in this transaction failed: swallow the rest until LAST, then refuse.
     pub chunk_error: Option<Reply>,
+    /// The id of the list this message is posted to (its address was a recipient).
+    pub list: Option<String>,
 }
 
 pub struct SessionState {

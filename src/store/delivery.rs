@@ -167,7 +167,7 @@ impl Store {
                 rec.last_reply = Some(finished.1.clone());
                 d.remove(&dkey)?;
                 msg.finished += 1;
-                let done = msg.finished >= msg.recipients;
+                let done = msg.finished >= msg.recipients && !msg.expanding;
                 if done {
                     m.remove(&mkey)?;
                     b.remove(&mkey)?;

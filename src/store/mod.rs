@@ -2,13 +2,17 @@
 //! encodings, schema version) and durability (group commit). Everything else sees plain records.
 
 mod delivery;
+mod expand;
 mod flush;
+mod lists;
 mod queue;
 mod records;
 mod suppression;
 
 pub use delivery::{AttemptResult, DueDelivery, Recorded};
+pub use expand::Expanded;
 pub use flush::FlushError;
+pub use lists::{Added, NewMember};
 pub use queue::QueueEntry;
 pub use records::*;
 
@@ -49,6 +53,9 @@ struct Inner {
     due: sled::Tree,
     suppression: sled::Tree,
     meta: sled::Tree,
+    members: sled::Tree,
+    member_ids: sled::Tree,
+    expansions: sled::Tree,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -78,6 +85,9 @@ impl Store {
             due: db.open_tree("due")?,
             suppression: db.open_tree("suppression")?,
             meta: db.open_tree("meta")?,
+            members: db.open_tree("members")?,
+            member_ids: db.open_tree("member_ids")?,
+            expansions: db.open_tree("expansions")?,
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

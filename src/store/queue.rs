@@ -1,6 +1,7 @@
 //! Queue layout: `messages` (id → envelope), `bodies` (id → raw message), `deliveries`
 //! (id ++ index → delivery state) and `due` (next attempt ++ id ++ index → ()). A message is
-//! written in one transaction across the four trees, so a crash leaves all of it or none.
+//! written in one transaction across the four trees (five with `expansions` for a list post),
+//! so a crash leaves all of it or none.
 
 use super::{DeliveryRecord, DeliveryState, MessageRecord, NewMessage, QueueId, Store, StoreError};
 use sled::Transactional;
@@ -76,6 +77,8 @@ impl Store {
             dsn: msg.dsn,
             recipients: msg.recipients.len() as u32,
             finished: 0,
+            expanding: msg.list.is_some(),
+            list: msg.list,
         };
         let deliveries: Vec<DeliveryRecord> = msg
             .recipients
@@ -90,13 +93,20 @@ impl Store {
                 last_reply: None,
                 notify: r.notify,
                 orcpt: r.orcpt,
+                member: None,
             })
             .collect();
         let key = id.0.to_be_bytes();
         let envelope = encode(&record);
+        let expansion = record
+            .expanding
+            .then(|| encode(&super::expand::Cursor::start(record.recipients)));
         let i = &self.inner;
-        (&i.messages, &i.bodies, &i.deliveries, &i.due)
-            .transaction(|(m, b, d, q)| {
+        (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
+            .transaction(|(m, b, d, q, x)| {
+                if let Some(cursor) = &expansion {
+                    x.insert(&key, cursor.as_slice())?;
+                }
                 b.insert(&key, msg.body.as_slice())?;
                 for del in &deliveries {
                     d.insert(&delivery_key(id, del.index), encode(del))?;
@@ -170,10 +180,11 @@ impl Store {
         };
         let key = id.0.to_be_bytes();
         let i = &self.inner;
-        (&i.messages, &i.bodies, &i.deliveries, &i.due)
-            .transaction(|(m, b, d, q)| {
+        (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
+            .transaction(|(m, b, d, q, x)| {
                 m.remove(&key)?;
                 b.remove(&key)?;
+                x.remove(&key)?;
                 for del in &entry.deliveries {
                     d.remove(&delivery_key(id, del.index))?;
                     q.remove(&due_key(del.next_attempt, id, del.index))?;

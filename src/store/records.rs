@@ -66,6 +66,8 @@ pub struct NewMessage {
     pub client: String,
     pub dsn: DsnEnvelope,
     pub body: Vec<u8>,
+    /// A post to a list: member copies are added afterwards by the expander.
+    pub list: Option<ListPost>,
 }
 
 /// The stored envelope of a message.
@@ -81,9 +83,26 @@ pub struct MessageRecord {
     pub client: String,
     pub dsn: DsnEnvelope,
     pub recipients: u32,
-    /// Deliveries finished (delivered or failed); the message goes when this reaches `recipients`.
+    /// Deliveries finished (delivered or failed); the message goes when this reaches `recipients`
+    /// and no list expansion is pending.
     #[serde(default)]
     pub finished: u32,
+    /// A post to a list: the copies for its members are added by the expander.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub list: Option<ListPost>,
+    /// The expander has not yet added every member's copy.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub expanding: bool,
+}
+
+/// What the store remembers about a post to a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPost {
+    /// The list id.
+    pub list: String,
+    /// A service announcement (`Herald-Category: service`): goes to unsubscribed members too.
+    #[serde(default)]
+    pub service: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +130,9 @@ pub struct DeliveryRecord {
     pub notify: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub orcpt: Option<String>,
+    /// For a list copy: the member it goes to (its headers and token are made per member).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub member: Option<u64>,
 }
 
 /// Suppression scope (DESIGN §6): `global` stops everything, `marketing` stops list mail.
@@ -142,4 +164,83 @@ pub struct Suppression {
     pub source: String,
     /// Unix seconds.
     pub created: u64,
+}
+
+/// Where a list member stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    /// Signed up or invited, not yet confirmed.
+    Pending,
+    Confirmed,
+    Unsubscribed,
+    Bounced,
+    Complained,
+}
+
+impl MemberStatus {
+    pub const ALL: [MemberStatus; 5] = [
+        MemberStatus::Pending,
+        MemberStatus::Confirmed,
+        MemberStatus::Unsubscribed,
+        MemberStatus::Bounced,
+        MemberStatus::Complained,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Pending => "pending",
+            MemberStatus::Confirmed => "confirmed",
+            MemberStatus::Unsubscribed => "unsubscribed",
+            MemberStatus::Bounced => "bounced",
+            MemberStatus::Complained => "complained",
+        }
+    }
+}
+
+impl fmt::Display for MemberStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for MemberStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MemberStatus::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown status {s:?} (pending, confirmed, unsubscribed, bounced or complained)"
+                )
+            })
+    }
+}
+
+/// Where a member's consent came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// `web`, `invite`, `import: TEXT`, `admin: TEXT` …
+    pub source: String,
+    /// Unix seconds.
+    pub at: u64,
+    /// The client address of a web sign-up or confirmation.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip: Option<String>,
+}
+
+/// A list member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Unique across lists; what tokens carry.
+    pub id: u64,
+    pub list: String,
+    pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub name: Option<String>,
+    pub status: MemberStatus,
+    pub consent: Consent,
+    /// Unix seconds of the last status change.
+    pub since: u64,
 }

@@ -16,6 +16,7 @@ fn message(rcpts: &[&str]) -> NewMessage {
         client: "127.0.0.1".into(),
         dsn: DsnEnvelope::default(),
         body: b"Subject: t\r\n\r\nhi\r\n".to_vec(),
+        list: None,
     }
 }
 
