@@ -43,25 +43,7 @@ async fn wait_queue_empty(d: &Daemon, timeout: Duration) {
 }
 
 async fn verify_dkim(dns: &Dns, message: &str) -> Vec<mail_auth::DkimResult> {
-    use hickory_resolver::config::{
-        ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
-    };
-    let mut ns = NameServerConfig::udp_and_tcp(dns.addr.ip());
-    let mut c = ConnectionConfig::new(ProtocolConfig::Udp);
-    c.port = dns.addr.port();
-    ns.connections = vec![c];
-    let auth = mail_auth::MessageAuthenticator::new(
-        ResolverConfig::from_name_servers(vec![ns]),
-        ResolverOpts::default(),
-    )
-    .expect("authenticator");
-    let raw = message.as_bytes();
-    let parsed = mail_auth::AuthenticatedMessage::parse(raw).expect("parse");
-    auth.verify_dkim(&parsed)
-        .await
-        .iter()
-        .map(|o| o.result().clone())
-        .collect()
+    dns.verify_dkim(message).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

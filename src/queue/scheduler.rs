@@ -121,6 +121,12 @@ impl State {
     fn scan(&mut self, ctx: &DeliveryContext) {
         let now = crate::store::now_secs();
         let room = MAX_CLAIMED.saturating_sub(self.claimed.len());
+        if room < MAX_CLAIMED / 2 {
+            // Plenty in memory still: look again once half of it is done, rather than walking
+            // past every claimed entry of the due index after each event.
+            self.next_due = Some(now);
+            return;
+        }
         let claimed = &self.claimed;
         match ctx.store.due(now, room, |id, i| claimed.contains(&(id, i))) {
             Ok((due, next)) => {
@@ -221,6 +227,7 @@ impl State {
         let now = Instant::now();
         let d = &self.settings.config.delivery;
         let (per_domain, total) = (d.max_connections_per_domain as usize, d.concurrency);
+        self.retire_idle(total);
         for (name, dest) in self.destinations.iter_mut() {
             while !dest.pending.is_empty() {
                 if dest.not_before.is_some_and(|t| t > now) {
@@ -278,6 +285,26 @@ impl State {
         }
         self.destinations
             .retain(|_, d| !d.pending.is_empty() || !d.workers.is_empty());
+    }
+
+    /// With every worker slot taken while a destination waits for one, idle workers of
+    /// destinations with nothing pending are let go (their channel closes and they leave), so
+    /// the waiting destination gets their place instead of waiting out their idle time.
+    fn retire_idle(&mut self, total: usize) {
+        if self.workers < total {
+            return;
+        }
+        let starved = self
+            .destinations
+            .values()
+            .any(|d| !d.pending.is_empty() && d.workers.iter().all(|w| w.busy));
+        if starved {
+            for d in self.destinations.values_mut() {
+                if d.pending.is_empty() {
+                    d.workers.retain(|w| w.busy);
+                }
+            }
+        }
     }
 
     fn on_event(&mut self, ev: Event) {

@@ -78,6 +78,29 @@ impl Dns {
             .or_default()
             .push(text.to_string());
     }
+
+    /// Verifies a message's DKIM signatures with mail-auth against this server.
+    pub async fn verify_dkim(&self, message: &str) -> Vec<mail_auth::DkimResult> {
+        use hickory_resolver::config::{
+            ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+        };
+        let mut ns = NameServerConfig::udp_and_tcp(self.addr.ip());
+        let mut c = ConnectionConfig::new(ProtocolConfig::Udp);
+        c.port = self.addr.port();
+        ns.connections = vec![c];
+        let auth = mail_auth::MessageAuthenticator::new(
+            ResolverConfig::from_name_servers(vec![ns]),
+            ResolverOpts::default(),
+        )
+        .expect("authenticator");
+        let raw = message.as_bytes();
+        let parsed = mail_auth::AuthenticatedMessage::parse(raw).expect("parse");
+        auth.verify_dkim(&parsed)
+            .await
+            .iter()
+            .map(|o| o.result().clone())
+            .collect()
+    }
 }
 
 fn answer(zone: &Mutex<Zone>, packet: &[u8]) -> Option<Vec<u8>> {

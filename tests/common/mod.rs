@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod dns;
+pub mod http;
 pub mod sink;
 
 use std::io::{BufRead, BufReader};
@@ -102,6 +103,7 @@ pub struct Daemon {
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
     pub inbound: SocketAddr,
+    pub http: SocketAddr,
     pub stdout: Stdout,
     pub stderr_path: PathBuf,
 }
@@ -166,6 +168,7 @@ impl Daemon {
             submission: "0.0.0.0:0".parse().unwrap(),
             submissions: "0.0.0.0:0".parse().unwrap(),
             inbound: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
             stdout: Stdout::default(),
             stderr_path: PathBuf::new(),
         };
@@ -219,6 +222,7 @@ impl Daemon {
         self.submission = addr("submission");
         self.submissions = addr("submissions");
         self.inbound = addr("inbound");
+        self.http = addr("http");
     }
 
     pub fn pid(&self) -> i32 {

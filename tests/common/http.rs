@@ -1,0 +1,82 @@
+//! A minimal HTTP/1.1 client for tests that send many requests over one keep-alive
+//! connection (curl is used where one request at a time is enough).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub struct Http {
+    io: BufReader<TcpStream>,
+}
+
+impl Http {
+    pub async fn connect(addr: SocketAddr) -> Http {
+        Http {
+            io: BufReader::new(TcpStream::connect(addr).await.expect("connect http")),
+        }
+    }
+
+    /// Sends one request and returns the status and body.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+        if let Some(ct) = content_type {
+            req.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        if method == "POST" {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        if method == "POST" {
+            bytes.extend_from_slice(body);
+        }
+        self.io.get_mut().write_all(&bytes).await.expect("write");
+        let mut line = String::new();
+        self.io.read_line(&mut line).await.expect("status line");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            self.io.read_line(&mut line).await.expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0u8; length];
+        self.io.read_exact(&mut body).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// `curl` with arguments; returns the HTTP status it printed and the body.
+pub fn curl(args: &[&str]) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_string())
+}
