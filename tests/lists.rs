@@ -544,3 +544,95 @@ async fn service_posts() {
     }
     assert!(copies(&got, "not allowed").is_empty());
 }
+
+/// Import and export round-trip; members by status; a long import shows progress on a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_export_round_trip_and_members_by_status() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    let d = Daemon::start(&config(&sink, "", "[delivery.rate]\ndefault = \"1/min\""));
+    let mut csv = String::from("email,name\n");
+    for i in 0..2500 {
+        csv.push_str(&format!("m{i}@remote.test,\"Member, {i}\"\n"));
+    }
+    csv.push_str("M7@Remote.TEST,duplicate of m7\n");
+    let file = d.dir.path().join("members.csv");
+    std::fs::write(&file, &csv).unwrap();
+    let out = ok(&d.cli(&[
+        "list",
+        "import",
+        "news",
+        file.to_str().unwrap(),
+        "--consent",
+        "fair 2026",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["members"].as_u64(), v["added"].as_u64()),
+        (Some(2501), Some(2500)),
+        "{v}"
+    );
+    ok(&d.cli(&["list", "remove", "news", "m3@remote.test"]));
+
+    let exported = ok(&d.cli(&["list", "export", "news"]));
+    let mut lines: Vec<&str> = exported.lines().collect();
+    assert_eq!(lines.remove(0), "email,name,status,consent,since");
+    assert_eq!(lines.len(), 2500);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("m5@remote.test,\"Member, 5\",confirmed,import: fair 2026,")),
+        "{exported}"
+    );
+    // Re-importing the export adds nobody new: the same members come back.
+    let again = d.dir.path().join("export.csv");
+    std::fs::write(&again, &exported).unwrap();
+    let out = ok(&d.cli(&[
+        "list",
+        "import",
+        "news",
+        again.to_str().unwrap(),
+        "--consent",
+        "again",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["added"].as_u64(), Some(0), "{v}");
+
+    let by = |status: &str| {
+        let out = ok(&d.cli(&["list", "members", "news", "--status", status, "--json"]));
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // m3 came back with the re-import (an explicit import with consent re-subscribes).
+    assert_eq!(
+        (by("confirmed"), by("unsubscribed"), by("pending")),
+        (2500, 0, 0)
+    );
+    ok(&d.cli(&["list", "remove", "news", "m3@remote.test"]));
+    assert_eq!((by("confirmed"), by("unsubscribed")), (2499, 1));
+    let ls = ok(&d.cli(&["list", "ls"]));
+    assert!(
+        ls.contains("confirmed 2499") && ls.contains("unsubscribed 1"),
+        "{ls}"
+    );
+
+    // On a terminal, the import reports its progress.
+    if have("script") {
+        let cmd = format!(
+            "{} list import news {} --consent tty --config {}",
+            herald_bin().display(),
+            file.display(),
+            d.config_path.display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("importing: 2501/2501 (100%)"), "{text}");
+    }
+}
