@@ -131,40 +131,12 @@ async fn unsubscribe_token(d: &Daemon, sink: &Sink) -> String {
     h[start..].split('>').next().unwrap().to_string()
 }
 
-/// The value of a header in a received message (unfolded).
 fn header(r: &Received, name: &str) -> Option<String> {
-    let head = r.data.split("\r\n\r\n").next().unwrap_or("");
-    let mut value: Option<String> = None;
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(v) = value.as_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
-            }
-            continue;
-        }
-        if value.is_some() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':')
-            && k.eq_ignore_ascii_case(name)
-        {
-            value = Some(v.trim().to_string());
-        }
-    }
-    value
+    r.header(name)
 }
 
-/// The member's status as `herald list members --json` reports it.
 fn status_of(d: &Daemon, address: &str) -> Option<String> {
-    let out = d.cli(&["list", "members", "news", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["address"] == address)
-        .map(|m| m["status"].as_str().unwrap().to_string())
+    d.member_status("news", address)
 }
 
 /// Checks that `png` is a PNG as wide as the phone in device pixels, and writes it to the

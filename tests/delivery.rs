@@ -89,29 +89,10 @@ async fn relay_delivery_is_dkim_signed_with_verp() {
     let mut expected = 2;
     if have("python3") {
         // A real client too: Python's smtplib over STARTTLS with AUTH.
-        let ca = d.dir.path().join("ca.pem");
-        std::fs::write(&ca, &d.cert_pem).unwrap();
-        let script = "import smtplib, ssl, sys\n\
-            ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
-            s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
-            s.starttls(context=ctx)\n\
-            s.login('alice', 'alice-secret')\n\
-            s.sendmail('alice@example.org', ['dave@remote.test'], \
-            'From: Alice <alice@example.org>\\r\\nTo: dave@remote.test\\r\\nSubject: via smtplib\\r\\n\\r\\nhello\\r\\n')\n\
-            s.quit()\n";
-        let out = std::process::Command::new("python3")
-            .args([
-                "-c",
-                script,
-                &d.submission.port().to_string(),
-                ca.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "smtplib: {}",
-            String::from_utf8_lossy(&out.stderr)
+        d.smtplib_submit(
+            "alice@example.org",
+            &["dave@remote.test"],
+            "From: Alice <alice@example.org>\r\nTo: dave@remote.test\r\nSubject: via smtplib\r\n\r\nhello\r\n",
         );
         expected += 1;
     }

@@ -296,6 +296,42 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// A list member's status as `herald list members LIST --json` reports it.
+    pub fn member_status(&self, list: &str, address: &str) -> Option<String> {
+        let out = self.cli(&["list", "members", list, "--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["address"] == address)
+            .map(|m| m["status"].as_str().unwrap().to_string())
+    }
+
+    /// Submits `message` as alice with Python's smtplib (STARTTLS, AUTH PLAIN).
+    pub fn smtplib_submit(&self, from: &str, to: &[&str], message: &str) {
+        let ca = self.dir.path().join("ca.pem");
+        std::fs::write(&ca, &self.cert_pem).unwrap();
+        let script = "import smtplib, ssl, sys, json\n\
+            ctx = ssl.create_default_context(cafile=sys.argv[2])\n\
+            s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))\n\
+            s.starttls(context=ctx)\n\
+            s.login('alice', 'alice-secret')\n\
+            s.sendmail(sys.argv[3], json.loads(sys.argv[4]), sys.argv[5])\n\
+            s.quit()\n";
+        let out = Command::new("python3")
+            .args(["-c", script, &self.submission.port().to_string()])
+            .arg(&ca)
+            .args([from, &serde_json::to_string(to).unwrap(), message])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "smtplib: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub async fn connect(&self, addr: SocketAddr) -> Client {
         Client::connect(addr).await
     }

@@ -21,6 +21,32 @@ pub struct Received {
 }
 
 /// How the sink answers a RCPT (or the end of DATA for that recipient set).
+impl Received {
+    /// The value of a header (unfolded), if the message has it.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let head = self.data.split("\r\n\r\n").next().unwrap_or("");
+        let mut value: Option<String> = None;
+        for line in head.split("\r\n") {
+            if line.starts_with([' ', '\t']) {
+                if let Some(v) = value.as_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                continue;
+            }
+            if value.is_some() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case(name)
+            {
+                value = Some(v.trim().to_string());
+            }
+        }
+        value
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Rule {
     /// Refuse RCPT for addresses containing `needle` with this reply.
