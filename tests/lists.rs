@@ -594,3 +594,39 @@ async fn import_export_round_trip_and_members_by_status() {
         assert!(text.contains("importing: 2501/2501 (100%)"), "{text}");
     }
 }
+
+/// Sign-ups are limited per mailbox and per client address; a bad address or list is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ups_are_rate_limited_and_checked() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    let d = Daemon::start(&config(&sink, "", ""));
+    let mut http = Http::connect(d.http).await;
+    let form = Some("application/x-www-form-urlencoded");
+    let mut signup = async |list: &str, email: &str| {
+        http.request(
+            "POST",
+            &format!("/subscribe/{list}"),
+            form,
+            format!("email={email}").as_bytes(),
+        )
+        .await
+        .0
+    };
+    assert_eq!(signup("news", "not-an-address").await, 400);
+    assert_eq!(signup("nosuch", "a@remote.test").await, 404);
+    // Per mailbox: two at once, then wait.
+    assert_eq!(signup("news", "same@remote.test").await, 200);
+    assert_eq!(signup("news", "same@remote.test").await, 200);
+    assert_eq!(signup("news", "same@remote.test").await, 429);
+    // Per client address: a burst of five attempts, then wait (three were made above).
+    assert_eq!(signup("news", "x1@remote.test").await, 200);
+    assert_eq!(signup("news", "x2@remote.test").await, 200);
+    assert_eq!(signup("news", "x3@remote.test").await, 429);
+    let (code, _) = curl(&[&format!("http://{}/healthz", d.http)]);
+    assert_eq!(code, 200);
+    assert_eq!(d.member_status("news", "x3@remote.test"), None);
+    assert_eq!(
+        d.member_status("news", "x2@remote.test").as_deref(),
+        Some("pending")
+    );
+}

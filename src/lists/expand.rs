@@ -70,7 +70,8 @@ pub async fn run(
         tokio::select! {
             _ = wake.0.notified() => {}
             _ = tokio::time::sleep(EXPIRE_EVERY) => {
-                match store.expire_pending(super::consent::PENDING_MAX_AGE).await {
+                let cutoff = crate::store::now_secs().saturating_sub(super::consent::PENDING_MAX_AGE);
+                match store.expire_pending(cutoff).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(members = n, "expired unconfirmed sign-ups"),
                     Err(e) => tracing::error!(error = %e, "expiring unconfirmed sign-ups failed"),

@@ -200,9 +200,9 @@ impl Store {
             .collect()
     }
 
-    /// Removes pending members whose sign-up is older than `max_age` seconds; returns how many.
-    pub async fn expire_pending(&self, max_age: u64) -> Result<usize, StoreError> {
-        let cutoff = now_secs().saturating_sub(max_age);
+    /// Removes pending members whose sign-up is older than `cutoff` (Unix seconds); returns
+    /// how many.
+    pub async fn expire_pending(&self, cutoff: u64) -> Result<usize, StoreError> {
         let mut gone = 0;
         for kv in self.inner.members.iter() {
             let (k, v) = kv?;

@@ -78,3 +78,138 @@ fn queue_ids_round_trip() {
     assert_eq!("00064a2b12345678".parse::<QueueId>(), Ok(id));
     assert!("zz".parse::<QueueId>().is_err());
 }
+
+fn member(address: &str, status: MemberStatus) -> NewMember {
+    NewMember {
+        address: address.into(),
+        name: None,
+        status,
+        consent: Consent {
+            source: "test".into(),
+            at: 0,
+            ip: None,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_pages_status_and_expiry() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let added = store
+        .add_members(
+            "news",
+            vec![
+                member("B@x.test", MemberStatus::Confirmed),
+                member("a@x.test", MemberStatus::Pending),
+                member("b@x.test", MemberStatus::Pending),
+                member("c@x.test", MemberStatus::Confirmed),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let how: Vec<Added> = added.iter().map(|(_, a)| *a).collect();
+    // A pending sign-up never downgrades a confirmed member, even within one batch.
+    assert_eq!(how, [Added::New, Added::New, Added::Unchanged, Added::New]);
+    store
+        .add_members("other", vec![member("a@x.test", MemberStatus::Confirmed)])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (page, next) = store.members_page("news", None, 2).unwrap_or_default();
+    let addrs: Vec<&str> = page.iter().map(|m| m.address.as_str()).collect();
+    assert_eq!(addrs, ["a@x.test", "b@x.test"]);
+    let (page, next) = store
+        .members_page("news", next.as_deref(), 2)
+        .unwrap_or_default();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].address, "c@x.test");
+    assert!(next.is_none());
+
+    let b = &added[0].0;
+    assert_eq!(store.member_by_id(b.id).ok().flatten().as_ref(), Some(b));
+    let changed = store
+        .set_member_status(b.id, MemberStatus::Unsubscribed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(changed.map(|m| m.status), Some(MemberStatus::Unsubscribed));
+    assert_eq!(store.member_by_id(0).ok().flatten(), None);
+
+    // Only pending members older than the cutoff go, with their id.
+    let a = store.member("news", "a@x.test").ok().flatten();
+    let gone = store
+        .expire_pending(now_secs() + 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gone, 1);
+    assert_eq!(store.member("news", "a@x.test").ok().flatten(), None);
+    assert_eq!(
+        store.member_by_id(a.map_or(0, |m| m.id)).ok().flatten(),
+        None
+    );
+    assert!(store.member("other", "a@x.test").ok().flatten().is_some());
+    assert_eq!(store.members("news").unwrap_or_default().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_post_finishes_only_after_its_expansion() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let id = store.allocate_id();
+    let mut msg = message(&["direct@y.org"]);
+    msg.list = Some(ListPost {
+        list: "news".into(),
+        service: false,
+    });
+    store
+        .insert_message(id, msg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.pending_expansions().unwrap_or_default(), [id]);
+    assert_eq!(store.expansion_after(id).ok(), Some(Some(None)));
+    let delivered = AttemptResult::Delivered {
+        reply: "250".into(),
+    };
+    // The direct recipient is done, but the message stays: copies are still to come.
+    let r = store
+        .record_attempt(id, 0, &delivered)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.message_finished);
+    let first = store
+        .expand_batch(
+            id,
+            &[("m1@y.org".into(), 7)],
+            Some(b"news\0m1@y.org"),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.added, 1);
+    assert_eq!(
+        store.expansion_after(id).ok(),
+        Some(Some(Some(b"news\0m1@y.org".to_vec())))
+    );
+    let last = store
+        .expand_batch(id, &[("m2@y.org".into(), 8)], None, true)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!last.message_finished);
+    assert!(store.pending_expansions().unwrap_or_default().is_empty());
+    let entry = store.get_message(id).ok().flatten();
+    let d = entry.map(|e| e.deliveries).unwrap_or_default();
+    let got: Vec<(u32, &str, Option<u64>)> = d
+        .iter()
+        .map(|d| (d.index, d.address.as_str(), d.member))
+        .collect();
+    assert_eq!(got, [(1, "m1@y.org", Some(7)), (2, "m2@y.org", Some(8))]);
+    assert!(
+        !store
+            .record_attempt(id, 1, &delivered)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .message_finished
+    );
+    assert!(
+        store
+            .record_attempt(id, 2, &delivered)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .message_finished
+    );
+    assert!(store.get_message(id).ok().flatten().is_none());
+}
