@@ -630,3 +630,49 @@ async fn sign_ups_are_rate_limited_and_checked() {
         Some("pending")
     );
 }
+
+/// On a discussion list, confirmed members post from outside through the inbound listener;
+/// others are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discussion_list_members_post_through_inbound() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    let talk = "[[lists]]\nid = \"talk\"\naddress = \"talk@example.org\"\nname = \"Talk\"\nkind = \"discussion\"\n";
+    let d = Daemon::start(&format!("{}{talk}", config(&sink, "", "")));
+    ok(&d.cli(&[
+        "list",
+        "add",
+        "talk",
+        "ann@remote.test",
+        "bob@remote.test",
+        "--consent",
+        "test",
+    ]));
+    let mut c = Client::connect(d.inbound).await;
+    c.ehlo().await;
+    let body = message("eve@remote.test", "talk@example.org", "from a stranger");
+    let r = c
+        .send_mail("eve@remote.test", &["talk@example.org"], &body)
+        .await;
+    assert!(r.has(550, "5.7.1"), "{r:?}");
+    assert!(c.cmd("RSET").await.has(250, "2.0.0"));
+    let body = message("ann@remote.test", "talk@example.org", "from a member");
+    let r = c
+        .send_mail("ann@remote.test", &["talk@example.org"], &body)
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    let got = sink
+        .wait_for(WAIT, "both members' copies", |r| {
+            copies(r, "from a member").len() == 2
+        })
+        .await;
+    for r in copies(&got, "from a member") {
+        assert_eq!(
+            header(r, "List-Id").as_deref(),
+            Some("\"Talk\" <talk.example.org>")
+        );
+    }
+    // The announce list's address is not taken from outside at all.
+    let r = c.cmd("MAIL FROM:<ann@remote.test>").await;
+    assert!(r.has(250, "2.1.0"), "{r:?}");
+    assert!(c.cmd("RCPT TO:<news@example.org>").await.has(550, "5.7.1"));
+}

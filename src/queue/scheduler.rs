@@ -177,7 +177,7 @@ impl State {
             if self.claimed.contains(&(id, rec.index)) || rec.next_attempt > now {
                 continue;
             }
-            if msg.origin == Origin::Inbound {
+            if msg.origin == Origin::Inbound && msg.list.is_none() {
                 // Mail for our own addresses waits for local processing (bounces, unsubscribes).
                 let _ = ctx.store.reschedule(id, rec.index, now + HOLD);
                 continue;

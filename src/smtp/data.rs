@@ -125,7 +125,7 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
             Ok(rest) => rest,
             Err(reply) => return reply,
         };
-        if tx_recipients.is_empty() {
+        if tx_recipients.is_empty() && tx.list.is_none() {
             // Only unsubscribe addresses: done, and nothing is queued.
             return Reply::new(250, "2.0.0", "Ok: unsubscribed");
         }

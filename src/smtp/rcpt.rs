@@ -41,9 +41,9 @@ pub fn rcpt(
     if !allowed {
         return Reply::new(550, "5.7.1", "Relaying denied");
     }
-    if st.role.is_submission()
-        && let Some(list) = listpost::list_for(settings, &to.address())
-    {
+    // A list address: on submission any list, on inbound the discussion lists (the only list
+    // addresses that are this host's own).
+    if let Some(list) = listpost::list_for(settings, &to.address()) {
         return list_rcpt(st, store, list);
     }
     let Some(tx) = st.tx.as_mut() else {
