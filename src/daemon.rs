@@ -70,12 +70,13 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     let resolver = Resolver::new(&dns, config.delivery.smtp_port)?;
     let delivery_stop = CancellationToken::new();
     let list_key = store.secret("lists")?;
+    let verp_key = store.secret("verp")?;
     let delivery = DeliveryContext::new(
         store.clone(),
         settings_rx.clone(),
         resolver,
         signers,
-        store.secret("verp")?,
+        verp_key,
         list_key,
         delivery_stop.clone(),
     );
@@ -111,6 +112,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
             }
         }),
         list_key,
+        verp_key,
         tls: acceptor,
         auth_throttle: AuthThrottle::default(),
         auth_slots: Semaphore::new(2),

@@ -1,6 +1,7 @@
 //! The command line (DESIGN §2): argument definitions and the commands that do not need the
 //! daemon. Exit status: 0 ok, 1 operation failed, 2 usage or config error.
 
+mod bounce;
 mod lists;
 mod queue;
 
@@ -48,6 +49,23 @@ pub enum Command {
     /// Mailing lists and their members (through the running daemon)
     #[command(subcommand)]
     List(ListCommand),
+    /// Bounce and complaint reports (offline)
+    #[command(subcommand)]
+    Bounce(BounceCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BounceCommand {
+    /// Parse DSN/ARF messages and print, per recipient, status, class and reason
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Score the parser on a bounce corpus (default ../shared/corpus/bounces/public)
+    Eval {
+        #[arg(default_value = "../shared/corpus/bounces/public")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +183,8 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
             Ok(loaded) => block_on(queue::run(q, &loaded.config.data_dir, cli.json)),
         },
+        Command::Bounce(BounceCommand::Parse { files }) => done(bounce::parse_files(files, cli.json)),
+        Command::Bounce(BounceCommand::Eval { dir }) => done(bounce::evaluate(dir, cli.json)),
         Command::List(c) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(lists::run(c, &loaded.config.data_dir, cli.json)),
@@ -173,6 +193,16 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
             Ok(loaded) => block_on(queue::suppression(c, &loaded.config.data_dir, cli.json)),
         },
+    }
+}
+
+fn done(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("herald: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }
 

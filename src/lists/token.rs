@@ -110,6 +110,31 @@ pub fn open_bounce_token(key: &[u8; 32], token: &str) -> Option<(u64, u32)> {
     (p.len() == 12).then_some((id, index))
 }
 
+/// What a VERP token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verp {
+    /// A delivery of submitted mail: queue id and recipient index.
+    Delivery(u64, u32),
+    /// A list copy: the member it went to.
+    Member(u64),
+}
+
+/// The VERP token of a list copy: it names the member, so a bounce that arrives after the copy
+/// left the queue still finds the address.
+pub fn member_bounce_token(key: &[u8; 32], member: u64) -> String {
+    seal(key, Kind::Bounce, &member.to_be_bytes())
+}
+
+/// Opens any VERP token.
+pub fn open_verp(key: &[u8; 32], token: &str) -> Option<Verp> {
+    let p = open(key, Kind::Bounce, token)?;
+    match p.len() {
+        8 => Some(Verp::Member(u64::from_be_bytes(p.as_slice().try_into().ok()?))),
+        12 => open_bounce_token(key, token).map(|(id, i)| Verp::Delivery(id, i)),
+        _ => None,
+    }
+}
+
 /// The token of a list member (its store id names both the list and the member).
 pub fn member_token(key: &[u8; 32], kind: Kind, member: u64) -> String {
     seal(key, kind, &member.to_be_bytes())
@@ -155,6 +180,16 @@ mod tests {
         );
         assert_eq!(open_bounce_token(&[8; 32], &t), None, "other key");
         assert_eq!(open(&KEY, Kind::Unsubscribe, &t), None, "other kind");
+    }
+
+    #[test]
+    fn verp_tokens_name_a_delivery_or_a_member() {
+        let d = bounce_token(&KEY, 9, 4);
+        let m = member_bounce_token(&KEY, 77);
+        assert_eq!(open_verp(&KEY, &d), Some(Verp::Delivery(9, 4)));
+        assert_eq!(open_verp(&KEY, &m), Some(Verp::Member(77)));
+        assert_eq!(open_verp(&KEY, &member_token(&KEY, Kind::Unsubscribe, 77)), None);
+        assert_eq!(open_verp(&[0; 32], &m), None);
     }
 
     #[test]

@@ -80,18 +80,19 @@ pub fn copy_body(
     Some(out)
 }
 
-/// The VERP envelope sender of a list copy: `b+TOKEN@bounce_domain`.
+/// The VERP envelope sender of a list copy: `b+TOKEN@bounce_domain`, the token naming the
+/// member.
 pub fn sender(
     ctx: &DeliveryContext,
     settings: &Settings,
     msg: &MessageRecord,
     rcpt: &DeliveryRecord,
 ) -> Option<String> {
-    rcpt.member?;
+    let member = rcpt.member?;
     let list = list_of(settings, msg)?;
     Some(format!(
         "b+{}@{}",
-        token::bounce_token(&ctx.verp_key, msg.id.0, rcpt.index),
+        token::member_bounce_token(&ctx.verp_key, member),
         bounce_domain(settings, list)
     ))
 }

@@ -6,6 +6,7 @@ use super::DeliveryContext;
 use super::retry;
 use super::worker::Event;
 use crate::bounce::notify::{self, Dsn, Failed};
+use crate::bounce::{classify, policy};
 use crate::config::Settings;
 use crate::delivery::Outcome;
 use crate::store::{
@@ -42,7 +43,7 @@ pub async fn apply(
     body: &[u8],
     rcpt: &DeliveryRecord,
     outcome: Outcome,
-    dsn_allowed: bool,
+    remote: bool,
     report: &mut Report,
 ) {
     let now = crate::store::now_secs();
@@ -97,8 +98,22 @@ pub async fn apply(
         tracing::error!(queue_id = %msg.id, error = %e, "could not record delivery attempt");
         return;
     }
-    if let Some((status, reply)) = failure
-        && dsn_allowed
+    let Some((status, reply)) = failure.filter(|_| remote) else {
+        return;
+    };
+    // A remote refusal or expiry goes through the bounce classifier like a returned DSN.
+    let (class, reason) = classify::classify(Some(&status), &reply);
+    let detail = format!("{status} {reason}");
+    match policy::apply(&ctx.store, settings, &rcpt.address, class, "delivery", &detail).await {
+        Ok(policy::Applied::Ignored) | Ok(policy::Applied::Counted(_)) => {}
+        Ok(policy::Applied::Suppressed(scope)) => tracing::info!(
+            queue_id = %msg.id, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
+            ?scope, %detail, "address suppressed"
+        ),
+        Err(e) => tracing::error!(queue_id = %msg.id, error = %e, "applying the bounce policy failed"),
+    }
+    // List copies bounce to the list (VERP), never to the poster.
+    if rcpt.member.is_none()
         && msg.origin != Origin::Generated
         && notify::wanted(&msg.sender, rcpt.notify.as_deref())
     {

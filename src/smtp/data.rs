@@ -5,7 +5,7 @@ use super::body::{ChunkReceiver, Received};
 use super::repair::{self, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
-use super::{Context, Role, listpost};
+use super::{Context, Role, listpost, returns};
 use crate::config::Settings;
 use crate::logging::redact;
 use crate::store::{NewMessage, Origin};
@@ -125,9 +125,13 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
             Ok(rest) => rest,
             Err(reply) => return reply,
         };
+        tx_recipients = match returns::handle(ctx, tx_recipients, &received.body).await {
+            Ok(rest) => rest,
+            Err(reply) => return reply,
+        };
         if tx_recipients.is_empty() && tx.list.is_none() {
-            // Only unsubscribe addresses: done, and nothing is queued.
-            return Reply::new(250, "2.0.0", "Ok: unsubscribed");
+            // Only unsubscribe, VERP and complaint addresses: done, and nothing is queued.
+            return Reply::new(250, "2.0.0", "Ok: processed");
         }
     }
     let mut list = None;

@@ -17,6 +17,7 @@ mod mail;
 mod rcpt;
 pub mod repair;
 pub mod reply;
+mod returns;
 mod session;
 mod starttls;
 mod state;
@@ -62,6 +63,8 @@ pub struct Context {
     pub on_queued: Box<dyn Fn(crate::store::QueueId) + Send + Sync>,
     /// HMAC key of list member tokens (`u+TOKEN@` unsubscribe mail).
     pub list_key: [u8; 32],
+    /// HMAC key of VERP tokens (`b+TOKEN@` returned mail).
+    pub verp_key: [u8; 32],
     pub tls: tokio_rustls::TlsAcceptor,
     pub auth_throttle: AuthThrottle,
     /// Bounds concurrent argon2 verifications (CPU and memory heavy) off the async workers.

@@ -93,6 +93,15 @@ impl Store {
         Ok((out, None))
     }
 
+    /// One delivery, while it is still queued.
+    pub fn delivery(&self, id: QueueId, index: u32) -> Result<Option<DeliveryRecord>, StoreError> {
+        self.inner
+            .deliveries
+            .get(delivery_key(id, index))?
+            .map(|v| decode("deliveries", &v))
+            .transpose()
+    }
+
     /// When the earliest delivery is due (Unix seconds).
     pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
         Ok(self

@@ -1,6 +1,7 @@
 //! The store: the only module that imports sled. It owns the on-disk layout (trees, keys,
 //! encodings, schema version) and durability (group commit). Everything else sees plain records.
 
+mod bounces;
 mod delivery;
 mod expand;
 mod flush;
@@ -56,6 +57,7 @@ struct Inner {
     members: sled::Tree,
     member_ids: sled::Tree,
     expansions: sled::Tree,
+    soft_bounces: sled::Tree,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -88,6 +90,7 @@ impl Store {
             members: db.open_tree("members")?,
             member_ids: db.open_tree("member_ids")?,
             expansions: db.open_tree("expansions")?,
+            soft_bounces: db.open_tree("soft_bounces")?,
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

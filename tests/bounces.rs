@@ -1,0 +1,206 @@
+//! Bounces and complaints end to end: a synchronous 5.1.1 suppresses, a spam block does not;
+//! real DSNs from the corpus, rewritten to a member's VERP address, arrive on the inbound
+//! port and are applied (hard at once, soft past the limit); an ARF report marks the address
+//! complained everywhere and suppresses list mail only; a vacation reply changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::sink::{Received, Rule, Sink};
+use common::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+const LISTS: &str = r#"
+[bounce]
+soft_limit = 2
+[[lists]]
+id = "news"
+address = "news@example.org"
+name = "Example News"
+kind = "announce"
+posters = ["alice"]
+[[lists]]
+id = "offers"
+address = "offers@example.org"
+name = "Offers"
+kind = "announce"
+posters = ["alice"]
+"#;
+
+fn corpus(file: &str) -> Option<String> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus/bounces/public/bsd")
+        .join(file);
+    match std::fs::read_to_string(&p) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            eprintln!("SKIP: corpus file {} not found", p.display());
+            None
+        }
+    }
+}
+
+/// A corpus message with `from` replaced by `to`, as CRLF lines, dot-stuffed for DATA.
+fn rewritten(text: &str, from: &str, to: &str) -> String {
+    let t = text.replace("\r\n", "\n").replace(from, to);
+    let t = t.replace('\n', "\r\n");
+    let t = if t.ends_with("\r\n") { t } else { format!("{t}\r\n") };
+    t.replace("\r\n.", "\r\n..")
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", text(out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn suppression(d: &Daemon, address: &str) -> Option<serde_json::Value> {
+    let out = ok(&d.cli(&["suppression", "ls", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["address"] == address)
+        .cloned()
+}
+
+async fn post(d: &Daemon, list: &str, subject: &str) {
+    let mut c = d.alice().await;
+    let body = format!("From: <alice@example.org>\r\nSubject: {subject}\r\n\r\nPost.\r\n");
+    let r = c.send_mail("alice@example.org", &[list], &body).await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+}
+
+/// Sends returned mail to `to` through the inbound listener.
+async fn returned(d: &Daemon, to: &str, message: &str) {
+    let mut c = Client::connect(d.inbound).await;
+    c.ehlo().await;
+    let r = c.send_mail("", &[to], message).await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+}
+
+fn copy_to<'a>(got: &'a [Received], subject: &str, rcpt: &str) -> &'a Received {
+    got.iter()
+        .find(|r| r.rcpts == [rcpt] && r.data.contains(&format!("Subject: {subject}\r\n")))
+        .unwrap_or_else(|| panic!("no copy of {subject} to {rcpt}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bounces_suppress_by_class() {
+    let (Some(hard), Some(full)) = (corpus("lhost-postfix-04.eml"), corpus("lhost-postfix-63.eml"))
+    else {
+        return;
+    };
+    let sink = Sink::start("127.0.0.1:0").await;
+    sink.set_rules(vec![
+        Rule::RejectRcpt {
+            needle: "gone@".into(),
+            reply: "550 5.1.1 no such user".into(),
+        },
+        Rule::RejectRcpt {
+            needle: "picky@".into(),
+            reply: "550 5.7.1 message looks like spam".into(),
+        },
+    ]);
+    let extra = format!(
+        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LISTS}",
+        sink.addr
+    );
+    let d = Daemon::start(&extra);
+    let members = ["gone@remote.test", "picky@remote.test", "y@remote.test", "z@remote.test"];
+    let mut args = vec!["list", "add", "news"];
+    args.extend(members);
+    args.extend(["--consent", "test"]);
+    ok(&d.cli(&args));
+    ok(&d.cli(&["list", "add", "offers", "y@remote.test", "--consent", "test"]));
+
+    post(&d, "news@example.org", "one").await;
+    let got = sink
+        .wait_for(WAIT, "copies to y and z", |r| {
+            r.iter().filter(|m| m.data.contains("Subject: one\r\n")).count() == 2
+        })
+        .await;
+    // Synchronous refusals go through the classifier: 5.1.1 suppresses, a spam block does not.
+    let deadline = std::time::Instant::now() + WAIT;
+    while suppression(&d, "gone@remote.test").is_none() {
+        assert!(std::time::Instant::now() < deadline, "gone@ not suppressed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(suppression(&d, "gone@remote.test").unwrap()["scope"], "global");
+    assert_eq!(d.member_status("news", "gone@remote.test").as_deref(), Some("bounced"));
+    assert!(suppression(&d, "picky@remote.test").is_none());
+    assert_eq!(d.member_status("news", "picky@remote.test").as_deref(), Some("confirmed"));
+
+    // A real DSN (Postfix, 5.1.1), rewritten to y's address, sent to y's VERP address.
+    let y_verp = copy_to(&got, "one", "y@remote.test").mail_from.clone();
+    assert!(y_verp.starts_with("b+"), "{y_verp}");
+    returned(&d, &y_verp, &rewritten(&hard, "kijitora@example.co.jp", "y@remote.test")).await;
+    assert_eq!(suppression(&d, "y@remote.test").unwrap()["scope"], "global");
+    assert_eq!(d.member_status("news", "y@remote.test").as_deref(), Some("bounced"));
+    assert_eq!(d.member_status("offers", "y@remote.test").as_deref(), Some("bounced"));
+
+    // Mailbox full: once is counted, not suppressed; past bounce.soft_limit (2) it is.
+    let z_verp = copy_to(&got, "one", "z@remote.test").mail_from.clone();
+    let z_full = rewritten(&full, "neko@nyaaan.example.org", "z@remote.test");
+    returned(&d, &z_verp, &z_full).await;
+    assert!(suppression(&d, "z@remote.test").is_none());
+    assert_eq!(d.member_status("news", "z@remote.test").as_deref(), Some("confirmed"));
+    returned(&d, &z_verp, &z_full).await;
+    assert_eq!(suppression(&d, "z@remote.test").unwrap()["scope"], "global");
+
+    // A forged token changes nothing.
+    returned(
+        &d,
+        "b+aaaaaaaaaaaaaaaaaaaaaaaaaaaa@bounces.example.org",
+        &rewritten(&hard, "kijitora@example.co.jp", "picky@remote.test"),
+    )
+    .await;
+    assert!(suppression(&d, "picky@remote.test").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complaints_and_auto_replies() {
+    let (Some(arf), Some(vacation)) = (corpus("arf-14.eml"), corpus("rfc3834-01.eml")) else {
+        return;
+    };
+    let sink = Sink::start("127.0.0.1:0").await;
+    let extra = format!(
+        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LISTS}",
+        sink.addr
+    );
+    let d = Daemon::start_top("trusted_networks = [\"127.0.0.0/8\"]", &extra);
+    ok(&d.cli(&["list", "add", "news", "k@remote.test", "v@remote.test", "--consent", "test"]));
+    ok(&d.cli(&["list", "add", "offers", "k@remote.test", "--consent", "test"]));
+
+    // An ARF report to the feedback-loop address.
+    returned(
+        &d,
+        "fbl@bounces.example.org",
+        &rewritten(&arf, "kijitora@y.example.com", "k@remote.test"),
+    )
+    .await;
+    assert_eq!(suppression(&d, "k@remote.test").unwrap()["scope"], "marketing");
+    assert_eq!(d.member_status("news", "k@remote.test").as_deref(), Some("complained"));
+    assert_eq!(d.member_status("offers", "k@remote.test").as_deref(), Some("complained"));
+
+    // A vacation auto-reply to a VERP address changes nothing.
+    post(&d, "news@example.org", "two").await;
+    let got = sink.wait_count(1, WAIT).await;
+    let v = copy_to(&got, "two", "v@remote.test");
+    let vacation = rewritten(&vacation, "kijitora@example.net", "v@remote.test");
+    returned(&d, &v.mail_from, &vacation).await;
+    assert!(suppression(&d, "v@remote.test").is_none());
+    assert_eq!(d.member_status("news", "v@remote.test").as_deref(), Some("confirmed"));
+
+    // Transactional mail to the complainer still goes; list mail does not.
+    let mut c = Client::connect(d.submission).await;
+    c.ehlo().await;
+    let r = c
+        .send_mail("alice@example.org", &["k@remote.test"], &message("alice@example.org", "k@remote.test", "receipt"))
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    sink.wait_for(WAIT, "the receipt", |r| r.iter().any(|m| m.rcpts == ["k@remote.test"]))
+        .await;
+    assert!(sink.received().iter().all(|m| !(m.rcpts == ["k@remote.test"] && m.data.contains("Subject: two"))));
+}
