@@ -46,7 +46,11 @@ fn corpus(file: &str) -> Option<String> {
 fn rewritten(text: &str, from: &str, to: &str) -> String {
     let t = text.replace("\r\n", "\n").replace(from, to);
     let t = t.replace('\n', "\r\n");
-    let t = if t.ends_with("\r\n") { t } else { format!("{t}\r\n") };
+    let t = if t.ends_with("\r\n") {
+        t
+    } else {
+        format!("{t}\r\n")
+    };
     t.replace("\r\n.", "\r\n..")
 }
 
@@ -88,8 +92,10 @@ fn copy_to<'a>(got: &'a [Received], subject: &str, rcpt: &str) -> &'a Received {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounces_suppress_by_class() {
-    let (Some(hard), Some(full)) = (corpus("lhost-postfix-04.eml"), corpus("lhost-postfix-63.eml"))
-    else {
+    let (Some(hard), Some(full)) = (
+        corpus("lhost-postfix-04.eml"),
+        corpus("lhost-postfix-63.eml"),
+    ) else {
         return;
     };
     let sink = Sink::start("127.0.0.1:0").await;
@@ -108,17 +114,32 @@ async fn bounces_suppress_by_class() {
         sink.addr
     );
     let d = Daemon::start(&extra);
-    let members = ["gone@remote.test", "picky@remote.test", "y@remote.test", "z@remote.test"];
+    let members = [
+        "gone@remote.test",
+        "picky@remote.test",
+        "y@remote.test",
+        "z@remote.test",
+    ];
     let mut args = vec!["list", "add", "news"];
     args.extend(members);
     args.extend(["--consent", "test"]);
     ok(&d.cli(&args));
-    ok(&d.cli(&["list", "add", "offers", "y@remote.test", "--consent", "test"]));
+    ok(&d.cli(&[
+        "list",
+        "add",
+        "offers",
+        "y@remote.test",
+        "--consent",
+        "test",
+    ]));
 
     post(&d, "news@example.org", "one").await;
     let got = sink
         .wait_for(WAIT, "copies to y and z", |r| {
-            r.iter().filter(|m| m.data.contains("Subject: one\r\n")).count() == 2
+            r.iter()
+                .filter(|m| m.data.contains("Subject: one\r\n"))
+                .count()
+                == 2
         })
         .await;
     // Synchronous refusals go through the classifier: 5.1.1 suppresses, a spam block does not.
@@ -127,25 +148,48 @@ async fn bounces_suppress_by_class() {
         assert!(std::time::Instant::now() < deadline, "gone@ not suppressed");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(suppression(&d, "gone@remote.test").unwrap()["scope"], "global");
-    assert_eq!(d.member_status("news", "gone@remote.test").as_deref(), Some("bounced"));
+    assert_eq!(
+        suppression(&d, "gone@remote.test").unwrap()["scope"],
+        "global"
+    );
+    assert_eq!(
+        d.member_status("news", "gone@remote.test").as_deref(),
+        Some("bounced")
+    );
     assert!(suppression(&d, "picky@remote.test").is_none());
-    assert_eq!(d.member_status("news", "picky@remote.test").as_deref(), Some("confirmed"));
+    assert_eq!(
+        d.member_status("news", "picky@remote.test").as_deref(),
+        Some("confirmed")
+    );
 
     // A real DSN (Postfix, 5.1.1), rewritten to y's address, sent to y's VERP address.
     let y_verp = copy_to(&got, "one", "y@remote.test").mail_from.clone();
     assert!(y_verp.starts_with("b+"), "{y_verp}");
-    returned(&d, &y_verp, &rewritten(&hard, "kijitora@example.co.jp", "y@remote.test")).await;
+    returned(
+        &d,
+        &y_verp,
+        &rewritten(&hard, "kijitora@example.co.jp", "y@remote.test"),
+    )
+    .await;
     assert_eq!(suppression(&d, "y@remote.test").unwrap()["scope"], "global");
-    assert_eq!(d.member_status("news", "y@remote.test").as_deref(), Some("bounced"));
-    assert_eq!(d.member_status("offers", "y@remote.test").as_deref(), Some("bounced"));
+    assert_eq!(
+        d.member_status("news", "y@remote.test").as_deref(),
+        Some("bounced")
+    );
+    assert_eq!(
+        d.member_status("offers", "y@remote.test").as_deref(),
+        Some("bounced")
+    );
 
     // Mailbox full: once is counted, not suppressed; past bounce.soft_limit (2) it is.
     let z_verp = copy_to(&got, "one", "z@remote.test").mail_from.clone();
     let z_full = rewritten(&full, "neko@nyaaan.example.org", "z@remote.test");
     returned(&d, &z_verp, &z_full).await;
     assert!(suppression(&d, "z@remote.test").is_none());
-    assert_eq!(d.member_status("news", "z@remote.test").as_deref(), Some("confirmed"));
+    assert_eq!(
+        d.member_status("news", "z@remote.test").as_deref(),
+        Some("confirmed")
+    );
     returned(&d, &z_verp, &z_full).await;
     assert_eq!(suppression(&d, "z@remote.test").unwrap()["scope"], "global");
 
@@ -170,8 +214,23 @@ async fn complaints_and_auto_replies() {
         sink.addr
     );
     let d = Daemon::start_top("trusted_networks = [\"127.0.0.0/8\"]", &extra);
-    ok(&d.cli(&["list", "add", "news", "k@remote.test", "v@remote.test", "--consent", "test"]));
-    ok(&d.cli(&["list", "add", "offers", "k@remote.test", "--consent", "test"]));
+    ok(&d.cli(&[
+        "list",
+        "add",
+        "news",
+        "k@remote.test",
+        "v@remote.test",
+        "--consent",
+        "test",
+    ]));
+    ok(&d.cli(&[
+        "list",
+        "add",
+        "offers",
+        "k@remote.test",
+        "--consent",
+        "test",
+    ]));
 
     // An ARF report to the feedback-loop address.
     returned(
@@ -180,9 +239,18 @@ async fn complaints_and_auto_replies() {
         &rewritten(&arf, "kijitora@y.example.com", "k@remote.test"),
     )
     .await;
-    assert_eq!(suppression(&d, "k@remote.test").unwrap()["scope"], "marketing");
-    assert_eq!(d.member_status("news", "k@remote.test").as_deref(), Some("complained"));
-    assert_eq!(d.member_status("offers", "k@remote.test").as_deref(), Some("complained"));
+    assert_eq!(
+        suppression(&d, "k@remote.test").unwrap()["scope"],
+        "marketing"
+    );
+    assert_eq!(
+        d.member_status("news", "k@remote.test").as_deref(),
+        Some("complained")
+    );
+    assert_eq!(
+        d.member_status("offers", "k@remote.test").as_deref(),
+        Some("complained")
+    );
 
     // A vacation auto-reply to a VERP address changes nothing.
     post(&d, "news@example.org", "two").await;
@@ -191,16 +259,68 @@ async fn complaints_and_auto_replies() {
     let vacation = rewritten(&vacation, "kijitora@example.net", "v@remote.test");
     returned(&d, &v.mail_from, &vacation).await;
     assert!(suppression(&d, "v@remote.test").is_none());
-    assert_eq!(d.member_status("news", "v@remote.test").as_deref(), Some("confirmed"));
+    assert_eq!(
+        d.member_status("news", "v@remote.test").as_deref(),
+        Some("confirmed")
+    );
 
     // Transactional mail to the complainer still goes; list mail does not.
     let mut c = Client::connect(d.submission).await;
     c.ehlo().await;
     let r = c
-        .send_mail("alice@example.org", &["k@remote.test"], &message("alice@example.org", "k@remote.test", "receipt"))
+        .send_mail(
+            "alice@example.org",
+            &["k@remote.test"],
+            &message("alice@example.org", "k@remote.test", "receipt"),
+        )
         .await;
     assert!(r.has(250, "2.0.0"), "{r:?}");
-    sink.wait_for(WAIT, "the receipt", |r| r.iter().any(|m| m.rcpts == ["k@remote.test"]))
+    sink.wait_for(WAIT, "the receipt", |r| {
+        r.iter().any(|m| m.rcpts == ["k@remote.test"])
+    })
+    .await;
+    assert!(
+        sink.received()
+            .iter()
+            .all(|m| !(m.rcpts == ["k@remote.test"] && m.data.contains("Subject: two")))
+    );
+}
+
+/// A bounce for transactional mail that arrives after the delivery left the queue still finds
+/// the address through its VERP token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_bounce_for_transactional_mail() {
+    let Some(hard) = corpus("lhost-postfix-04.eml") else {
+        return;
+    };
+    let sink = Sink::start("127.0.0.1:0").await;
+    let extra = format!("[delivery]\nrelay = \"{}\"\n{LISTS}", sink.addr);
+    let d = Daemon::start(&extra);
+    let mut c = d.alice().await;
+    let r = c
+        .send_mail(
+            "alice@example.org",
+            &["t@remote.test"],
+            &message("alice@example.org", "t@remote.test", "receipt"),
+        )
         .await;
-    assert!(sink.received().iter().all(|m| !(m.rcpts == ["k@remote.test"] && m.data.contains("Subject: two"))));
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    let got = sink.wait_count(1, WAIT).await;
+    let verp = got[0].mail_from.clone();
+    assert!(
+        verp.starts_with("b+") && verp.ends_with("@bounces.example.org"),
+        "{verp}"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !d.queue().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "queue not empty");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    returned(
+        &d,
+        &verp,
+        &rewritten(&hard, "kijitora@example.co.jp", "t@remote.test"),
+    )
+    .await;
+    assert_eq!(suppression(&d, "t@remote.test").unwrap()["scope"], "global");
 }

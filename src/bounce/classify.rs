@@ -12,49 +12,119 @@ use crate::bounce::parse::Class;
 use crate::bounce::parse::text::{lower, reply_code};
 
 /// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text.
+///
+/// A remote "user unknown" reply is hard when it answered RCPT (the text says so: `in reply to
+/// RCPT TO command`, `after RCPT TO`, `>>> RCPT To:` …) or carries an address status
+/// (`X.1.*`). Without either it may come from a content filter after DATA — several providers
+/// word refusals so — and counts as soft (`filtered`). The daemon, classifying its own RCPT
+/// replies, should append `(in reply to RCPT TO command)` to the reply text.
 pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str) {
     let d = squeeze(diagnostic);
     let status = status.and_then(Status::parse);
     let code = reply_code(&d);
-    let temporary = match &status {
-        Some(s) => s.class == 4,
-        None => code.is_some_and(|c| c / 100 == 4),
+    let permanent = match &status {
+        Some(s) => s.class == 5,
+        None => code.is_none_or(|c| c / 100 == 5),
     };
+    if permanent {
+        if let Some(reason) = find(phrases::HARD_FIRST, &d) {
+            return (Class::Hard, reason);
+        }
+    }
     if let Some(reason) = find(phrases::SOFT_FIRST, &d) {
         return (Class::Soft, reason);
     }
     if code == Some(525) {
         return (Class::Soft, "suspended");
     }
-    if !temporary {
+    if permanent {
+        if refused_as_unknown(&d) {
+            return (Class::Soft, "filtered");
+        }
+        let about_address = status.as_ref().is_some_and(Status::about_address);
         if let Some(reason) = find(phrases::HARD, &d) {
-            return (Class::Hard, reason);
+            if reason != "user-unknown" || about_address || trusted(&d, status.as_ref(), code) {
+                return (Class::Hard, reason);
+            }
+            return (Class::Soft, "filtered");
+        }
+        if about_address {
+            return status
+                .as_ref()
+                .and_then(Status::specific)
+                .unwrap_or((Class::Hard, "bad-address"));
+        }
+        if code == Some(556) {
+            return (Class::Hard, "no-mail-accepted");
         }
     }
-    if let Some(s) = &status {
-        if let Some(found) = s.specific() {
+    if let Some(found) = status.as_ref().and_then(Status::specific) {
+        if found.0 == Class::Soft {
             return found;
         }
-    }
-    if !temporary && code == Some(556) {
-        return (Class::Hard, "no-mail-accepted");
     }
     if let Some(reason) = find(phrases::SOFT_LATE, &d) {
         return (Class::Soft, reason);
     }
     match status {
         Some(s) => (Class::Soft, s.generic()),
-        None if temporary => (Class::Soft, "temporary"),
+        None if !permanent => (Class::Soft, "temporary"),
         None => (Class::Soft, "failed"),
     }
+}
+
+/// Whether "user unknown" wording is to be believed (see [`classify`]): the reporting server's
+/// own verdict, or a refusal of RCPT, or the server's own words with no reply code at all.
+fn trusted(d: &str, status: Option<&Status>, code: Option<u16>) -> bool {
+    if phrases::VERDICTS.iter().any(|v| d.contains(v)) {
+        return true;
+    }
+    const RCPT: &[&str] = &["rcpt", "does not like recipient"];
+    const DATA: &[&str] = &[
+        "end of data",
+        ">>> data",
+        "after data",
+        "data command",
+        "final data",
+        "after i sent the message",
+        "message body",
+        "after the message",
+    ];
+    if RCPT.iter().any(|m| d.contains(m)) {
+        return true;
+    }
+    if DATA.iter().any(|m| d.contains(m)) {
+        return false;
+    }
+    status.is_none() && code.is_none()
+}
+
+/// "550 : User unknown" with an empty address: some providers' wording for "the recipient
+/// refuses your mail" (a filter), not for a missing mailbox.
+fn refused_as_unknown(d: &str) -> bool {
+    d.contains(" : user unknown")
+        || d.contains("<>: user unknown")
+        || d.contains(": : user unknown")
 }
 
 /// The first reason whose table has a phrase found in `d`.
 fn find(tables: &[(&'static str, &[&str])], d: &str) -> Option<&'static str> {
     tables
         .iter()
-        .find(|(_, phrases)| phrases.iter().any(|p| d.contains(p)))
+        .find(|(_, phrases)| phrases.iter().any(|p| contains(d, p)))
         .map(|(reason, _)| *reason)
+}
+
+/// Substring test; a `*` in the pattern stands for one word.
+fn contains(d: &str, pattern: &str) -> bool {
+    let Some((head, tail)) = pattern.split_once('*') else {
+        return d.contains(pattern);
+    };
+    d.match_indices(head).any(|(i, _)| {
+        let rest = d.get(i + head.len()..).unwrap_or_default();
+        let word = rest.find(' ').unwrap_or(rest.len());
+        word > 0 && rest.get(word..).is_some_and(|r| r.starts_with(tail))
+    })
 }
 
 /// Lower-cased, whitespace collapsed, at most 2 KiB of input.
@@ -85,6 +155,11 @@ impl Status {
             subject,
             detail,
         })
+    }
+
+    /// `X.1.*` about the recipient's address (not `X.1.7`/`X.1.8`, the sender's).
+    fn about_address(&self) -> bool {
+        self.subject == 1 && !matches!(self.detail, 7 | 8)
     }
 
     /// Classes that a specific code decides on its own.
@@ -132,34 +207,118 @@ mod tests {
     fn table() {
         use Class::{Hard, Soft};
         let cases: &[(Option<&str>, &str, Class, &str)] = &[
-            (Some("5.1.1"), "550 5.1.1 <a@b.c>... User Unknown", Hard, "user-unknown"),
+            (
+                Some("5.1.1"),
+                "550 5.1.1 <a@b.c>... User Unknown",
+                Hard,
+                "user-unknown",
+            ),
             (None, "550 Unknown user a@b.c", Hard, "user-unknown"),
             (Some("5.0.0"), "550 No such user here", Hard, "user-unknown"),
             (Some("5.1.1"), "", Hard, "user-unknown"),
             (Some("4.1.1"), "450 user unknown", Soft, "bad-address"),
             (Some("5.1.2"), "Host unknown", Hard, "host-unknown"),
-            (None, "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)", Hard, "host-unknown"),
+            (
+                None,
+                "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)",
+                Hard,
+                "host-unknown",
+            ),
             (Some("5.1.6"), "551 user has moved", Hard, "has-moved"),
-            (Some("5.1.10"), "556 5.1.10 domain does not accept mail", Hard, "no-mail-accepted"),
-            (Some("5.7.1"), "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org", Soft, "spam-block"),
-            (Some("5.7.1"), "550 5.7.1 Message rejected as spam; user unknown", Soft, "spam-block"),
-            (Some("5.7.1"), "550 5.7.1 Delivery not authorized", Soft, "policy"),
-            (Some("5.2.2"), "552 5.2.2 Mailbox full", Soft, "mailbox-full"),
-            (None, "552 Requested mail action aborted: exceeded storage allocation; user unknown", Soft, "mailbox-full"),
-            (Some("5.3.4"), "552 message size exceeds fixed limit", Soft, "message-too-big"),
+            (
+                Some("5.1.10"),
+                "556 5.1.10 domain does not accept mail",
+                Hard,
+                "no-mail-accepted",
+            ),
+            (
+                Some("5.7.1"),
+                "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
+                Soft,
+                "spam-block",
+            ),
+            (
+                Some("5.7.1"),
+                "550 5.7.1 Message rejected as spam; user unknown",
+                Soft,
+                "spam-block",
+            ),
+            (
+                Some("5.7.1"),
+                "550 5.7.1 Delivery not authorized",
+                Soft,
+                "policy",
+            ),
+            (
+                Some("5.2.2"),
+                "552 5.2.2 Mailbox full",
+                Soft,
+                "mailbox-full",
+            ),
+            (
+                None,
+                "552 Requested mail action aborted: exceeded storage allocation; user unknown",
+                Soft,
+                "mailbox-full",
+            ),
+            (
+                Some("5.3.4"),
+                "552 message size exceeds fixed limit",
+                Soft,
+                "message-too-big",
+            ),
             (Some("4.4.7"), "retry timeout exceeded", Soft, "expired"),
-            (Some("5.7.26"), "550-5.7.26 Unauthenticated email is not accepted due to DMARC", Soft, "auth-failure"),
-            (Some("5.7.1"), "554 5.7.1 <a@b.c>: Relay access denied", Soft, "relay-denied"),
-            (None, "421 4.7.0 Try again later, closing connection", Soft, "rate-limited"),
-            (Some("5.2.1"), "550 5.2.1 The email account that you tried to reach is disabled", Soft, "suspended"),
+            (
+                Some("5.7.26"),
+                "550-5.7.26 Unauthenticated email is not accepted due to DMARC",
+                Soft,
+                "auth-failure",
+            ),
+            (
+                Some("5.7.1"),
+                "554 5.7.1 <a@b.c>: Relay access denied",
+                Soft,
+                "relay-denied",
+            ),
+            (
+                None,
+                "421 4.7.0 Try again later, closing connection",
+                Soft,
+                "rate-limited",
+            ),
+            (
+                Some("5.2.1"),
+                "550 5.2.1 The email account that you tried to reach is disabled",
+                Soft,
+                "suspended",
+            ),
             (Some("5.0.0"), "550 rejected", Soft, "policy"),
             (None, "", Soft, "failed"),
-            (Some("5.4.6"), "554 5.4.6 Hop count exceeded - possible mail loop", Soft, "network-error"),
-            (None, "550 User some.name (a@b.c) not listed in Domino Directory", Hard, "user-unknown"),
-            (Some("5.1.1"), "550 5.1.1 <a@b.c>: Sender address rejected: blacklisted", Soft, "spam-block"),
+            (
+                Some("5.4.6"),
+                "554 5.4.6 Hop count exceeded - possible mail loop",
+                Soft,
+                "network-error",
+            ),
+            (
+                None,
+                "550 User some.name (a@b.c) not listed in Domino Directory",
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Some("5.1.1"),
+                "550 5.1.1 <a@b.c>: Sender address rejected: blacklisted",
+                Soft,
+                "sender-rejected",
+            ),
         ];
         for (status, diag, class, reason) in cases {
-            assert_eq!(classify(*status, diag), (*class, *reason), "{status:?} {diag}");
+            assert_eq!(
+                classify(*status, diag),
+                (*class, *reason),
+                "{status:?} {diag}"
+            );
         }
     }
 

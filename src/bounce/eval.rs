@@ -83,7 +83,10 @@ pub fn evaluate(corpus_dir: &Path) -> Option<Evaluation> {
         misses: Vec::new(),
         status_misses: Vec::new(),
     };
-    for row in expectations.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+    for row in expectations
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
         score_row(&row, &reports, &mut e);
     }
     e.score = ratio(e.matched, e.rows);
@@ -117,7 +120,12 @@ fn parse_all(dir: &Path) -> (HashMap<String, Report>, Timing) {
             let Ok(bytes) = std::fs::read(&path) else {
                 continue;
             };
-            let file = format!("{folder}/{}", path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+            let file = format!(
+                "{folder}/{}",
+                path.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+            );
             let started = Instant::now();
             let result = std::panic::catch_unwind(|| parse(&bytes));
             times.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -169,7 +177,11 @@ fn score_row(row: &Value, reports: &HashMap<String, Report>, e: &mut Evaluation)
         .map(|r| {
             r.findings
                 .iter()
-                .filter(|f| f.recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(recipient)))
+                .filter(|f| {
+                    f.recipient
+                        .as_deref()
+                        .is_some_and(|a| a.eq_ignore_ascii_case(recipient))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -185,7 +197,12 @@ fn score_row(row: &Value, reports: &HashMap<String, Report>, e: &mut Evaluation)
             diagnostic: f.diagnostic.clone(),
         }),
         found: report
-            .map(|r| r.findings.iter().filter_map(|f| f.recipient.clone()).collect())
+            .map(|r| {
+                r.findings
+                    .iter()
+                    .filter_map(|f| f.recipient.clone())
+                    .collect()
+            })
             .unwrap_or_default(),
     };
     e.rows += 1;
@@ -228,8 +245,16 @@ mod tests {
         };
         eprintln!(
             "score {:.3} ({}/{}), status {:.3} ({}/{}), {} files, {} panics, median {} µs, max {} µs",
-            e.score, e.matched, e.rows, e.status_agreement, e.status_matched, e.status_rows, e.files,
-            e.panics, e.median_parse_us, e.max_parse_us
+            e.score,
+            e.matched,
+            e.rows,
+            e.status_agreement,
+            e.status_matched,
+            e.status_rows,
+            e.files,
+            e.panics,
+            e.median_parse_us,
+            e.max_parse_us
         );
         assert_eq!(e.panics, 0, "{:?}", e.panicked_files);
         assert!(e.score >= 0.95, "score {}", e.score);
@@ -243,14 +268,19 @@ mod tests {
         let Some(e) = corpus().and_then(|d| evaluate(&d)) else {
             return;
         };
-        for m in e.misses.iter().chain(std::iter::once(&Miss {
-            file: "----- status misses -----".into(),
-            recipient: String::new(),
-            expected_class: Class::Unknown,
-            expected_status: None,
-            got: None,
-            found: Vec::new(),
-        })).chain(&e.status_misses) {
+        for m in e
+            .misses
+            .iter()
+            .chain(std::iter::once(&Miss {
+                file: "----- status misses -----".into(),
+                recipient: String::new(),
+                expected_class: Class::Unknown,
+                expected_status: None,
+                got: None,
+                found: Vec::new(),
+            }))
+            .chain(&e.status_misses)
+        {
             eprintln!("{}", serde_json::to_string(m).unwrap_or_default());
         }
         eprintln!("score {:.3} status {:.3}", e.score, e.status_agreement);
@@ -270,7 +300,10 @@ mod debug {
         let Ok(lines) = std::fs::read_to_string(dir.with_extension("jsonl")) else {
             return;
         };
-        for row in lines.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        for row in lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
             let Some(file) = row.get("file").and_then(Value::as_str) else {
                 continue;
             };
@@ -283,13 +316,21 @@ mod debug {
                 continue;
             }
             let r = &reports[file];
-            let rcpt = row.get("recipient").and_then(Value::as_str).unwrap_or_default();
-            let f = r.findings.iter().find(|f| f.recipient.as_deref() == Some(rcpt));
+            let rcpt = row
+                .get("recipient")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.recipient.as_deref() == Some(rcpt));
             println!(
                 "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                 if e.matched == 1 { "OK" } else { "MISS" },
                 file,
-                row.get("reason").and_then(Value::as_str).unwrap_or_default(),
+                row.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 row.get("status").and_then(Value::as_str).unwrap_or("-"),
                 f.map_or("-".into(), |f| format!("{:?}/{}", f.class, f.reason)),
                 f.and_then(|f| f.status.clone()).unwrap_or("-".into()),

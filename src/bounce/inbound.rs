@@ -1,7 +1,7 @@
 //! Returned mail that reached a VERP address (`b+TOKEN@bounce_domain`) or the complaint address
 //! (`fbl@`): parsed, matched to the address we actually sent to, and applied by `policy`.
-//! For a VERP bounce the address comes from the token (a list member, or a delivery still in
-//! the queue), never from the report, so a forged report cannot suppress somebody else.
+//! For a VERP bounce the address comes from the token (a list member, or a delivery, queued or
+//! remembered since), never from the report, so a forged report cannot suppress somebody else.
 
 use super::parse::{self, Class, Finding, Kind};
 use super::policy::{self, Applied};
@@ -47,7 +47,11 @@ pub async fn process(
         }
         Target::Complaints => {
             let mut done = Vec::new();
-            for f in report.findings.iter().filter(|f| f.class == Class::Complaint) {
+            for f in report
+                .findings
+                .iter()
+                .filter(|f| f.class == Class::Complaint)
+            {
                 let Some(address) = f.recipient.as_deref().filter(|a| a.contains('@')) else {
                     continue;
                 };
@@ -62,16 +66,13 @@ pub async fn process(
 }
 
 /// The address a genuine VERP token stands for; `None` for a forged or stale token.
-fn verp_address(
-    store: &Store,
-    verp_key: &[u8; 32],
-    t: &str,
-) -> Result<Option<String>, StoreError> {
+fn verp_address(store: &Store, verp_key: &[u8; 32], t: &str) -> Result<Option<String>, StoreError> {
     Ok(match token::open_verp(verp_key, t) {
         Some(Verp::Member(id)) => store.member_by_id(id)?.map(|m| m.address),
-        Some(Verp::Delivery(id, index)) => store
-            .delivery(QueueId(id), index)?
-            .map(|d| d.address.to_lowercase()),
+        Some(Verp::Delivery(id, index)) => match store.delivery(QueueId(id), index)? {
+            Some(d) => Some(d.address.to_lowercase()),
+            None => store.returned_address(QueueId(id), index)?,
+        },
         None => None,
     })
 }
@@ -81,7 +82,11 @@ fn verp_address(
 fn pick<'a>(findings: &'a [Finding], address: &str) -> Option<&'a Finding> {
     findings
         .iter()
-        .find(|f| f.recipient.as_deref().is_some_and(|r| r.eq_ignore_ascii_case(address)))
+        .find(|f| {
+            f.recipient
+                .as_deref()
+                .is_some_and(|r| r.eq_ignore_ascii_case(address))
+        })
         .or(match findings {
             [only] => Some(only),
             _ => None,

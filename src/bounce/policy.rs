@@ -29,14 +29,23 @@ pub async fn apply(
     let cfg = &settings.config.bounce;
     match class {
         Class::Hard => {
-            suppress(store, address, Scope::Global, source, &format!("hard bounce: {detail}")).await?;
+            suppress(
+                store,
+                address,
+                Scope::Global,
+                source,
+                &format!("hard bounce: {detail}"),
+            )
+            .await?;
             mark(store, settings, address, MemberStatus::Bounced).await?;
             Ok(Applied::Suppressed(Scope::Global))
         }
         Class::Soft => {
             let limit = cfg.soft_limit.max(1) as usize;
             let window = cfg.soft_window.0.as_secs();
-            let n = store.count_soft_bounce(address, now_secs(), window, limit).await?;
+            let n = store
+                .count_soft_bounce(address, now_secs(), window, limit)
+                .await?;
             if n < limit {
                 return Ok(Applied::Counted(n));
             }
@@ -47,7 +56,14 @@ pub async fn apply(
             Ok(Applied::Suppressed(Scope::Global))
         }
         Class::Complaint => {
-            suppress(store, address, Scope::Marketing, source, &format!("complaint: {detail}")).await?;
+            suppress(
+                store,
+                address,
+                Scope::Marketing,
+                source,
+                &format!("complaint: {detail}"),
+            )
+            .await?;
             mark(store, settings, address, MemberStatus::Complained).await?;
             Ok(Applied::Suppressed(Scope::Marketing))
         }

@@ -59,7 +59,15 @@ pub fn evaluate(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&e)?);
     } else {
         let v = serde_json::to_value(&e)?;
-        for key in ["score", "status_agreement", "rows", "status_rows", "files", "panics", "median_parse_us"] {
+        for key in [
+            "score",
+            "status_agreement",
+            "rows",
+            "status_rows",
+            "files",
+            "panics",
+            "median_parse_us",
+        ] {
             if let Some(x) = v.get(key) {
                 println!("{key}: {x}");
             }

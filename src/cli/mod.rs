@@ -183,7 +183,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Err(code) => code,
             Ok(loaded) => block_on(queue::run(q, &loaded.config.data_dir, cli.json)),
         },
-        Command::Bounce(BounceCommand::Parse { files }) => done(bounce::parse_files(files, cli.json)),
+        Command::Bounce(BounceCommand::Parse { files }) => {
+            done(bounce::parse_files(files, cli.json))
+        }
         Command::Bounce(BounceCommand::Eval { dir }) => done(bounce::evaluate(dir, cli.json)),
         Command::List(c) => match load_config(&cli) {
             Err(code) => code,

@@ -11,7 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Members read (and copies added) per store transaction.
 const BATCH: usize = 500;
-/// How often unconfirmed sign-ups past their 7 days are removed.
+/// VERP deliveries are remembered at least this long (microseconds: 30 days).
+const RETURNS_MIN: u64 = 30 * 24 * 3600 * 1_000_000;
+/// How often unconfirmed sign-ups past their 7 days are removed (and old VERP records).
 const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Wakes the expander; cheap to clone.
@@ -70,6 +72,12 @@ pub async fn run(
         tokio::select! {
             _ = wake.0.notified() => {}
             _ = tokio::time::sleep(EXPIRE_EVERY) => {
+                // Where VERP deliveries went is kept as long as bounces may still come back.
+                let keep = settings.borrow().config.bounce.soft_window.0.as_micros() as u64;
+                let before = QueueId(crate::store::now_micros().saturating_sub(keep.max(RETURNS_MIN)));
+                if let Err(e) = store.prune_returns(before) {
+                    tracing::error!(error = %e, "pruning remembered VERP deliveries failed");
+                }
                 let cutoff = crate::store::now_secs().saturating_sub(super::consent::PENDING_MAX_AGE);
                 match store.expire_pending(cutoff).await {
                     Ok(0) => {}

@@ -129,7 +129,9 @@ pub fn member_bounce_token(key: &[u8; 32], member: u64) -> String {
 pub fn open_verp(key: &[u8; 32], token: &str) -> Option<Verp> {
     let p = open(key, Kind::Bounce, token)?;
     match p.len() {
-        8 => Some(Verp::Member(u64::from_be_bytes(p.as_slice().try_into().ok()?))),
+        8 => Some(Verp::Member(u64::from_be_bytes(
+            p.as_slice().try_into().ok()?,
+        ))),
         12 => open_bounce_token(key, token).map(|(id, i)| Verp::Delivery(id, i)),
         _ => None,
     }
@@ -188,7 +190,10 @@ mod tests {
         let m = member_bounce_token(&KEY, 77);
         assert_eq!(open_verp(&KEY, &d), Some(Verp::Delivery(9, 4)));
         assert_eq!(open_verp(&KEY, &m), Some(Verp::Member(77)));
-        assert_eq!(open_verp(&KEY, &member_token(&KEY, Kind::Unsubscribe, 77)), None);
+        assert_eq!(
+            open_verp(&KEY, &member_token(&KEY, Kind::Unsubscribe, 77)),
+            None
+        );
         assert_eq!(open_verp(&[0; 32], &m), None);
     }
 

@@ -104,13 +104,24 @@ pub async fn apply(
     // A remote refusal or expiry goes through the bounce classifier like a returned DSN.
     let (class, reason) = classify::classify(Some(&status), &reply);
     let detail = format!("{status} {reason}");
-    match policy::apply(&ctx.store, settings, &rcpt.address, class, "delivery", &detail).await {
+    match policy::apply(
+        &ctx.store,
+        settings,
+        &rcpt.address,
+        class,
+        "delivery",
+        &detail,
+    )
+    .await
+    {
         Ok(policy::Applied::Ignored) | Ok(policy::Applied::Counted(_)) => {}
         Ok(policy::Applied::Suppressed(scope)) => tracing::info!(
             queue_id = %msg.id, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
             ?scope, %detail, "address suppressed"
         ),
-        Err(e) => tracing::error!(queue_id = %msg.id, error = %e, "applying the bounce policy failed"),
+        Err(e) => {
+            tracing::error!(queue_id = %msg.id, error = %e, "applying the bounce policy failed")
+        }
     }
     // List copies bounce to the list (VERP), never to the poster.
     if rcpt.member.is_none()

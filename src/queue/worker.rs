@@ -243,6 +243,13 @@ async fn deliver(
             queue_id = %msg.id, domain, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
             attempt = rcpt.attempts + 1, reply = outcome.reply(), "delivery attempt"
         );
+        if matches!(outcome, Outcome::Delivered { .. })
+            && rcpt.member.is_none()
+            && wire_sender(ctx, &settings, &msg, rcpt).starts_with("b+")
+            && let Err(e) = ctx.store.remember_return(msg.id, rcpt.index, &rcpt.address)
+        {
+            tracing::warn!(queue_id = %msg.id, error = %e, "could not remember a VERP delivery");
+        }
         apply(
             ctx,
             &settings,

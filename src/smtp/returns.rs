@@ -52,7 +52,10 @@ mod tests {
 
     #[test]
     fn targets() {
-        assert_eq!(target("b+abc@bounces.example.org"), Some(Target::Verp("abc".into())));
+        assert_eq!(
+            target("b+abc@bounces.example.org"),
+            Some(Target::Verp("abc".into()))
+        );
         assert_eq!(target("B+AbC@x"), Some(Target::Verp("abc".into())));
         assert_eq!(target("FBL@x"), Some(Target::Complaints));
         assert_eq!(target("postmaster@x"), None);

@@ -58,6 +58,7 @@ struct Inner {
     member_ids: sled::Tree,
     expansions: sled::Tree,
     soft_bounces: sled::Tree,
+    returns: sled::Tree,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -91,6 +92,7 @@ impl Store {
             member_ids: db.open_tree("member_ids")?,
             expansions: db.open_tree("expansions")?,
             soft_bounces: db.open_tree("soft_bounces")?,
+            returns: db.open_tree("returns")?,
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

@@ -2,6 +2,15 @@
 //! texts, grouped by reason. Written from the wording of real bounces (Sisimai's reason lists
 //! were a useful map of what servers say); order inside a table does not matter.
 
+/// Wording that settles the matter whatever else the reply says.
+pub const HARD_FIRST: &[(&str, &[&str])] = &[
+    ("host-unknown", &["the account or domain may not exist"]),
+];
+
+/// "User unknown" wording that is the reporting server's own verdict, believed whatever the
+/// SMTP stage.
+pub const VERDICTS: &[&str] = &["this user doesn't have a", "address couldn't be found", "address could not be found"];
+
 /// Failures that say nothing about the address, checked before the address-is-bad phrases
 /// because such replies often also contain words like "recipient" or "user".
 pub const SOFT_FIRST: &[(&str, &[&str])] = &[
@@ -97,6 +106,38 @@ pub const SOFT_FIRST: &[(&str, &[&str])] = &[
             "account is frozen",
             "disabled or discontinued",
             "account expired",
+        ],
+    ),
+    (
+        "filtered",
+        &[
+            "recipient preferences",
+            "refuses to receive",
+            "refuse to receive",
+            "user reject",
+            "blocked by the recipient",
+            "only accepting mail from",
+            "message filtered",
+            "rejected due to user rules",
+            "not accepting mail from you",
+        ],
+    ),
+    (
+        "sender-rejected",
+        &[
+            "sender address",
+            "domain of sender",
+            "sender domain",
+            "envelope sender",
+            "sender verify",
+            "sender rejected",
+            "sender was rejected",
+            "after mail from",
+            "mail from command",
+            "my name was rejected",
+            "invalid sender",
+            "unknown sender",
+            "sender unknown",
         ],
     ),
     (
@@ -235,8 +276,6 @@ pub const SOFT_FIRST: &[(&str, &[&str])] = &[
             "in the queue too long",
             "queue too long",
             "could not be delivered within",
-            "giving up",
-            "gave up",
             "timeout waiting",
             "delivery attempts will continue",
         ],
@@ -265,6 +304,7 @@ pub const HARD: &[(&str, &[&str])] = &[
             "accepts no mail",
             "not accepting any mail",
             "mail receiving disabled",
+            "indicated no smtp service",
             "no mx record found for domain",
         ],
     ),
@@ -297,6 +337,9 @@ pub const HARD: &[(&str, &[&str])] = &[
             "non-existent domain",
             "no route to domain",
             "unable to route",
+            "invalid domain",
+            "illegal host/domain",
+            "host * not found",
             "account or domain may not exist",
         ],
     ),
@@ -353,7 +396,9 @@ pub const HARD: &[(&str, &[&str])] = &[
             "address does not exist",
             "address not present",
             "address invalid",
-            "recipient address rejected",
+            "recipient address rejected: access denied",
+            "recipient address rejected: invalid",
+            "recipient address rejected.",
             "address not found",
             "address could not be found",
             "address doesn't exist",
@@ -404,6 +449,10 @@ pub const HARD: &[(&str, &[&str])] = &[
             "recipient rejected",
             "rejected recipient",
             "not a recipient",
+            "no valid recipients",
+            "address couldn't be found",
+            "address could not be found",
+            "check if address is correct",
         ],
     ),
 ];

@@ -9,13 +9,37 @@ use super::{Class, Finding, Found, Kind};
 
 /// Subject starts or phrases of out-of-office replies.
 const VACATION: &[&str] = &[
-    "out of office", "out of the office", "ooo", "away from", "away until", "on vacation", "vacation",
-    "on leave", "holiday", "abwesen", "absence", "absent", "congé", "conge", "自動応答", "不在",
+    "out of office",
+    "out of the office",
+    "ooo",
+    "away from",
+    "away until",
+    "on vacation",
+    "vacation",
+    "on leave",
+    "holiday",
+    "abwesen",
+    "absence",
+    "absent",
+    "congé",
+    "conge",
+    "自動応答",
+    "不在",
 ];
 const AUTO_SUBJECTS: &[&str] = &[
-    "auto:", "automatic reply", "auto reply", "auto-reply", "autoreply", "automatische antwort",
-    "réponse automatique", "reponse automatique", "risposta automatica", "respuesta automática",
-    "auto response", "autoresponse", "auto-response",
+    "auto:",
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "automatische antwort",
+    "réponse automatique",
+    "reponse automatique",
+    "risposta automatica",
+    "respuesta automática",
+    "auto response",
+    "autoresponse",
+    "auto-response",
 ];
 
 pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
@@ -25,21 +49,28 @@ pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
         || h.get("x-autoreply").is_some()
         || h.get("x-autorespond").is_some()
         || header("x-auto-response").is_some()
-        || header("precedence").is_some_and(|v| v.contains("auto_reply") || v.contains("auto-reply"))
+        || header("precedence")
+            .is_some_and(|v| v.contains("auto_reply") || v.contains("auto-reply"))
         || header("x-apple-action").is_some_and(|v| v.contains("vacation"))
         || header("x-ms-exchange-inbox-rules-loop").is_some() && ctx.subject.contains("reply");
     let subject = ctx.subject.trim();
     let auto_subject = AUTO_SUBJECTS.iter().any(|s| subject.contains(s));
-    let vacation = VACATION.iter().any(|s| subject.contains(s)) || header("x-apple-action").is_some_and(|v| v.contains("vacation"));
+    let vacation = VACATION.iter().any(|s| subject.contains(s))
+        || header("x-apple-action").is_some_and(|v| v.contains("vacation"));
     if !(flagged || auto_subject || vacation && h.get("in-reply-to").is_some()) {
         return None;
     }
-    let reason = if vacation || auto_subject { "vacation" } else { "auto-reply" };
+    let reason = if vacation || auto_subject {
+        "vacation"
+    } else {
+        "auto-reply"
+    };
     let finding = Finding {
         recipient: ctx.from.clone(),
         status: None,
         action: None,
-        diagnostic: (!subject.is_empty()).then(|| super::text::one_line(subject, super::MAX_DIAGNOSTIC)),
+        diagnostic: (!subject.is_empty())
+            .then(|| super::text::one_line(subject, super::MAX_DIAGNOSTIC)),
         class: Class::AutoReply,
         reason: reason.into(),
     };

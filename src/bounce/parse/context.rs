@@ -23,7 +23,11 @@ pub struct Context {
 pub fn is_returned(leaf: &Leaf) -> bool {
     matches!(
         leaf.ctype.mime.as_str(),
-        "message/rfc822" | "message/global" | "text/rfc822-headers" | "message/rfc822-headers" | "message/global-headers"
+        "message/rfc822"
+            | "message/global"
+            | "text/rfc822-headers"
+            | "message/rfc822-headers"
+            | "message/global-headers"
     ) || is_inline_original(leaf)
 }
 
@@ -32,8 +36,11 @@ pub fn is_returned(leaf: &Leaf) -> bool {
 fn is_inline_original(leaf: &Leaf) -> bool {
     let h = &leaf.headers;
     leaf.depth > 0
-        && h.get("content-type").is_none_or(|_| !leaf.ctype.mime.starts_with("message/"))
-        && (h.get("received").is_some() || h.get("message-id").is_some() || h.get("from").is_some() && h.get("subject").is_some())
+        && h.get("content-type")
+            .is_none_or(|_| !leaf.ctype.mime.starts_with("message/"))
+        && (h.get("received").is_some()
+            || h.get("message-id").is_some()
+            || h.get("from").is_some() && h.get("subject").is_some())
 }
 
 impl Context {
@@ -70,11 +77,37 @@ impl Context {
     /// Whether the report's sender or subject says "delivery failure".
     pub fn looks_like_bounce(&self, msg: &Message) -> bool {
         let from = lower(msg.headers.get("from").unwrap_or_default());
-        const SENDERS: &[&str] = &["mailer-daemon", "mailer_daemon", "postmaster", "mail delivery", "mail administrator", "mdaemon", "mail-daemon", "mailerdaemon", "no-reply@sns.amazonaws.com"];
+        const SENDERS: &[&str] = &[
+            "mailer-daemon",
+            "mailer_daemon",
+            "postmaster",
+            "mail delivery",
+            "mail administrator",
+            "mdaemon",
+            "mail-daemon",
+            "mailerdaemon",
+            "no-reply@sns.amazonaws.com",
+        ];
         const SUBJECTS: &[&str] = &[
-            "undeliver", "undelivered", "delivery", "failure", "failed", "returned mail", "returned to sender",
-            "bounce", "not delivered", "rejected", "error", "non remis", "unzustellbar", "nicht zugestellt",
-            "could not send", "mail system", "problem", "warning", "notification",
+            "undeliver",
+            "undelivered",
+            "delivery",
+            "failure",
+            "failed",
+            "returned mail",
+            "returned to sender",
+            "bounce",
+            "not delivered",
+            "rejected",
+            "error",
+            "non remis",
+            "unzustellbar",
+            "nicht zugestellt",
+            "could not send",
+            "mail system",
+            "problem",
+            "warning",
+            "notification",
         ];
         SENDERS.iter().any(|s| from.contains(s))
             || SUBJECTS.iter().any(|s| self.subject.contains(s))
@@ -87,13 +120,20 @@ impl Context {
 /// that follow a "copy of the message" line in the text.
 fn original_headers(msg: &Message) -> Option<Headers> {
     if let Some(leaf) = msg.leaves.iter().find(|l| is_returned(l)) {
-        if is_inline_original(leaf) && !leaf.ctype.mime.starts_with("message/") && !leaf.ctype.mime.starts_with("text/rfc822") {
+        if is_inline_original(leaf)
+            && !leaf.ctype.mime.starts_with("message/")
+            && !leaf.ctype.mime.starts_with("text/rfc822")
+        {
             return Some(leaf.headers.clone());
         }
         let (h, _) = mime::parse_headers(leaf.text.trim_start().as_bytes());
         return Some(h);
     }
-    for leaf in msg.leaves.iter().filter(|l| l.ctype.mime.starts_with("text/")) {
+    for leaf in msg
+        .leaves
+        .iter()
+        .filter(|l| l.ctype.mime.starts_with("text/"))
+    {
         let mut lines = leaf.text.lines();
         let mut offset = 0;
         let mut cut = false;
@@ -101,13 +141,23 @@ fn original_headers(msg: &Message) -> Option<Headers> {
             offset += line.len() + 1;
             let l = lower(line);
             if !cut {
-                cut = (l.contains("original message") || l.contains("copy of") || l.contains("below this line")
-                    || l.contains("message follows") || l.contains("headers follow") || l.contains("returned message")
+                cut = (l.contains("original message")
+                    || l.contains("copy of")
+                    || l.contains("below this line")
+                    || l.contains("message follows")
+                    || l.contains("headers follow")
+                    || l.contains("returned message")
                     || l.contains("unsent message"))
                     && l.len() < 100;
                 continue;
             }
-            if line.contains(':') && !line.starts_with([' ', '\t']) && line.split(':').next().is_some_and(|n| !n.contains(' ') && !n.is_empty()) {
+            if line.contains(':')
+                && !line.starts_with([' ', '\t'])
+                && line
+                    .split(':')
+                    .next()
+                    .is_some_and(|n| !n.contains(' ') && !n.is_empty())
+            {
                 let start = offset - line.len() - 1;
                 let rest = leaf.text.get(start..).unwrap_or_default();
                 let (h, _) = mime::parse_headers(rest.as_bytes());
@@ -134,11 +184,26 @@ fn message_id(v: &str) -> Option<String> {
 /// Tokens of `b+TOKEN@` addresses in the envelope-ish headers of the report and the original.
 fn verp_tokens(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let mut values: Vec<&str> = Vec::new();
-    for name in ["to", "cc", "x-original-to", "delivered-to", "envelope-to", "x-envelope-to", "original-recipient"] {
+    for name in [
+        "to",
+        "cc",
+        "x-original-to",
+        "delivered-to",
+        "envelope-to",
+        "x-envelope-to",
+        "original-recipient",
+    ] {
         values.extend(top.all(name));
     }
     if let Some(o) = original {
-        for name in ["return-path", "sender", "errors-to", "x-original-to", "to", "original-recipient"] {
+        for name in [
+            "return-path",
+            "sender",
+            "errors-to",
+            "x-original-to",
+            "to",
+            "original-recipient",
+        ] {
             values.extend(o.all(name));
         }
     }
@@ -146,7 +211,11 @@ fn verp_tokens(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     for addr in values.into_iter().flat_map(addresses_in) {
         let local = addr.split('@').next().unwrap_or_default();
         if let Some(token) = local.strip_prefix("b+") {
-            if !token.is_empty() && token.len() <= 64 && token.bytes().all(|b| b.is_ascii_alphanumeric()) && !out.iter().any(|t| t == token) {
+            if !token.is_empty()
+                && token.len() <= 64
+                && token.bytes().all(|b| b.is_ascii_alphanumeric())
+                && !out.iter().any(|t| t == token)
+            {
                 out.push(token.to_string());
             }
         }

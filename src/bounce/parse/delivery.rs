@@ -19,9 +19,14 @@ pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
     if !records.is_empty() {
         let hits = human::scan(&lines, &ctx.exclude);
         let failed: Vec<&Record> = records.iter().filter(|r| r.is_failure()).collect();
+        let stage = if failed.len() == 1 {
+            stage_lines(&lines)
+        } else {
+            String::new()
+        };
         let findings = failed
             .iter()
-            .map(|r| from_record(r, &hits, &lines, failed.len()))
+            .map(|r| from_record(r, &hits, &lines, failed.len(), &stage))
             .collect();
         return Some((Kind::Dsn, findings, None));
     }
@@ -36,19 +41,27 @@ pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
         return None;
     }
     let single = hits.len() == 1;
+    let stage = if single {
+        stage_lines(&lines)
+    } else {
+        String::new()
+    };
     let findings = hits
         .iter()
         .map(|h| {
-            let status = enhanced_status(&h.text).or_else(|| single.then(|| report_status(&lines)).flatten());
-            failure(Some(h.recipient.clone()), status, None, &h.text)
+            let status =
+                last_status(&h.text).or_else(|| single.then(|| report_status(&lines)).flatten());
+            failure(Some(h.recipient.clone()), status, None, &h.text, &stage)
         })
         .collect();
     Some((Kind::Dsn, findings, None))
 }
 
-fn from_record(r: &Record, hits: &[Hit], lines: &[&str], failed: usize) -> Finding {
+fn from_record(r: &Record, hits: &[Hit], lines: &[&str], failed: usize, stage: &str) -> Finding {
     let rcpt = r.recipient().map(str::to_string);
-    let hit = hits.iter().find(|h| Some(h.recipient.as_str()) == rcpt.as_deref());
+    let hit = hits
+        .iter()
+        .find(|h| Some(h.recipient.as_str()) == rcpt.as_deref());
     let diag = match (&r.diagnostic, hit) {
         (Some(d), _) => d.clone(),
         (None, Some(h)) => h.text.clone(),
@@ -56,21 +69,55 @@ fn from_record(r: &Record, hits: &[Hit], lines: &[&str], failed: usize) -> Findi
         (None, None) => String::new(),
     };
     let status = pick_status(r.status.as_deref(), &diag);
-    failure(rcpt, status, r.action.clone(), &diag)
+    let context = match hit {
+        Some(h) if h.text != diag => format!("{} {stage}", h.text),
+        _ => stage.to_string(),
+    };
+    failure(rcpt, status, r.action.clone(), &diag, context.trim())
 }
 
-/// The DSN's status, unless it is the catch-all `X.0.0` and the reply names a finer code of the
-/// same class.
+/// Lines that name the SMTP stage of a refusal (`in reply to RCPT TO command`, `>>> DATA`,
+/// `after end of data` …), joined.
+fn stage_lines(lines: &[&str]) -> String {
+    const MARKERS: &[&str] = &[
+        "in reply to",
+        ">>> ",
+        "after rcpt",
+        "after end of data",
+        "after data",
+        "after mail from",
+        "does not like recipient",
+        "after i sent",
+        "rcpt_to",
+        "rcpt command",
+        "did not like our",
+    ];
+    let found: Vec<&str> = lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| {
+            let l = lower(l);
+            MARKERS.iter().any(|m| l.contains(m))
+        })
+        .take(8)
+        .collect();
+    super::mime::truncate(&found.join(" "), 600).to_string()
+}
+
+/// The code the remote reply names (its last one: an MTA's own code may precede the remote's),
+/// else the DSN's `Status`; a catch-all `X.0.0` in the reply does not replace a finer status.
 fn pick_status(field: Option<&str>, diag: &str) -> Option<String> {
-    let from_diag = enhanced_status(diag);
-    match field {
-        Some(s) if s.ends_with(".0.0") => match from_diag {
-            Some(d) if d.get(..1) == s.get(..1) => Some(d),
-            _ => Some(s.to_string()),
-        },
-        Some(s) => Some(s.to_string()),
-        None => from_diag,
+    let from_diag = last_status(diag);
+    match (field, from_diag) {
+        (Some(s), Some(d)) if d.ends_with(".0.0") && !s.ends_with(".0.0") => Some(s.to_string()),
+        (_, Some(d)) => Some(d),
+        (s, None) => s.map(str::to_string),
     }
+}
+
+/// The last enhanced status code in `text`.
+fn last_status(text: &str) -> Option<String> {
+    statuses(text).pop()
 }
 
 /// Per-recipient DSN groups: from `delivery-status` parts, else field blocks in the text.
@@ -110,7 +157,11 @@ pub fn report_text(msg: &Message) -> String {
         .map(|l| l.text.clone())
         .collect();
     let joined = if plain.is_empty() {
-        texts.iter().map(|l| strip_html(&l.text)).collect::<Vec<_>>().join("\n\n")
+        texts
+            .iter()
+            .map(|l| strip_html(&l.text))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     } else {
         plain.join("\n\n")
     };
@@ -132,16 +183,33 @@ fn strip_html(html: &str) -> String {
             _ => {}
         }
     }
-    out.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", " ").replace("&amp;", "&")
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&nbsp;", " ")
+        .replace("&amp;", "&")
 }
 
 /// Whether the text says a delivery failed (for reports whose headers do not).
 fn says_failed(lines: &[&str]) -> bool {
     const PHRASES: &[&str] = &[
-        "could not be delivered", "couldn't be delivered", "was not delivered", "undeliverable",
-        "delivery failed", "delivery has failed", "permanent error", "permanent fatal", "wasn't able to deliver",
-        "unable to deliver", "following address", "following recipient", "did not reach", "not be delivered",
-        "failed permanently", "error delivering", "returned to sender", "delivery to the following",
+        "could not be delivered",
+        "couldn't be delivered",
+        "was not delivered",
+        "undeliverable",
+        "delivery failed",
+        "delivery has failed",
+        "permanent error",
+        "permanent fatal",
+        "wasn't able to deliver",
+        "unable to deliver",
+        "following address",
+        "following recipient",
+        "did not reach",
+        "not be delivered",
+        "failed permanently",
+        "error delivering",
+        "returned to sender",
+        "delivery to the following",
     ];
     lines.iter().take(200).any(|l| {
         let l = lower(l);
@@ -152,7 +220,11 @@ fn says_failed(lines: &[&str]) -> bool {
 /// Recipients named outside the text: `X-Failed-Recipients`, else the returned message's `To`
 /// when it names one address.
 fn fallback_recipients(msg: &Message, ctx: &Context, lines: &[&str]) -> Vec<Hit> {
-    let mut rcpts: Vec<String> = msg.headers.all("x-failed-recipients").flat_map(addresses_in).collect();
+    let mut rcpts: Vec<String> = msg
+        .headers
+        .all("x-failed-recipients")
+        .flat_map(addresses_in)
+        .collect();
     if rcpts.is_empty() {
         let to: Vec<String> = ctx
             .original
@@ -180,9 +252,21 @@ fn explanation(lines: &[&str]) -> String {
     let coded: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| !statuses(l).is_empty() || super::text::reply_code(l.trim_start()).is_some_and(|_| l.trim_start().as_bytes().get(3).is_some_and(|b| *b == b' ' || *b == b'-')))
+        .filter(|l| {
+            !statuses(l).is_empty()
+                || super::text::reply_code(l.trim_start()).is_some_and(|_| {
+                    l.trim_start()
+                        .as_bytes()
+                        .get(3)
+                        .is_some_and(|b| *b == b' ' || *b == b'-')
+                })
+        })
         .collect();
-    if coded.is_empty() { lines.join(" ") } else { coded.join(" ") }
+    if coded.is_empty() {
+        lines.join(" ")
+    } else {
+        coded.join(" ")
+    }
 }
 
 /// The first enhanced status anywhere in the report text.

@@ -24,7 +24,13 @@ impl Record {
     /// Whether this group reports a failure or a delay (not a success or a relay).
     pub fn is_failure(&self) -> bool {
         match self.action.as_deref() {
-            Some(a) if a.starts_with("deliver") || a.starts_with("relay") || a.starts_with("expand") => false,
+            Some(a)
+                if a.starts_with("deliver")
+                    || a.starts_with("relay")
+                    || a.starts_with("expand") =>
+            {
+                false
+            }
             Some(_) => true,
             None => !self.status.as_deref().is_some_and(|s| s.starts_with('2')),
         }
@@ -163,7 +169,9 @@ mod tests {
 
     #[test]
     fn quoted_forward() {
-        let r = records("> Final-Recipient: RFC822; x@example.com\n> Action: failed\n> Status: 5.1.1\n");
+        let r = records(
+            "> Final-Recipient: RFC822; x@example.com\n> Action: failed\n> Status: 5.1.1\n",
+        );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].status.as_deref(), Some("5.1.1"));
     }

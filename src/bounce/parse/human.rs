@@ -52,7 +52,7 @@ fn unquote(line: &str) -> &str {
 /// Whether the returned original message starts at this line.
 fn is_cut(line: &str, prev_blank: bool) -> bool {
     let l = lower(line.trim());
-    let decorated = l.starts_with("--") || l.starts_with("==") || l.starts_with("**") || l.starts_with("__");
+    let decorated = ["--", "==", "**", "__"].iter().any(|p| l.starts_with(p));
     const MARKERS: &[&str] = &[
         "original message",
         "copy of the message",
@@ -69,10 +69,15 @@ fn is_cut(line: &str, prev_blank: bool) -> bool {
         "original header",
         "enclosed is a copy",
     ];
-    if (decorated || l.len() < 60) && MARKERS.iter().any(|m| l.contains(m)) {
+    // Undecorated marker lines are short and end the sentence (`Original message headers:`).
+    let sentence = l.len() < 40
+        && (l.ends_with(':') || l.ends_with('.') || MARKERS.iter().any(|m| l.ends_with(m)));
+    if (decorated || sentence) && MARKERS.iter().any(|m| l.contains(m)) {
         return true;
     }
-    if l.starts_with("content-type: message/rfc822") || l.starts_with("content-type: text/rfc822-headers") {
+    if l.starts_with("content-type: message/rfc822")
+        || l.starts_with("content-type: text/rfc822-headers")
+    {
         return true;
     }
     prev_blank
@@ -97,9 +102,16 @@ pub fn scan(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
     let mut hits: Vec<Hit> = Vec::new();
     for (k, (i, addr, rest)) in starts.iter().enumerate() {
         let next = starts.get(k + 1).map_or(lines.len(), |s| s.0);
-        let first = lines.get(*i).and_then(|l| l.get(*rest..)).unwrap_or_default();
+        let line = lines.get(*i).copied().unwrap_or_default();
+        let first = line.get(*rest..).unwrap_or_default();
         let mut block = vec![first.trim_start_matches([':', '.', ',', ';', ' ', '\t'])];
         block.extend(block_after(lines, i + 1, next));
+        if block.iter().all(|l| l.trim().is_empty()) {
+            block = block_before(lines, *i);
+        }
+        if lower(line).contains("rcpt to") {
+            block.insert(0, "RCPT TO:");
+        }
         let text = one_line(&block.join(" "), 2000);
         if let Some(h) = hits.iter_mut().find(|h| &h.recipient == addr) {
             if !text.is_empty() && !h.text.contains(&text) && h.text.len() < 2000 {
@@ -116,22 +128,27 @@ pub fn scan(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
     hits
 }
 
-/// Lines after a recipient line that belong to it.
+/// Lines after a recipient line that belong to it: up to three paragraphs, ending early at a
+/// section line (`----- … -----`).
 fn block_after<'a>(lines: &[&'a str], from: usize, to: usize) -> Vec<&'a str> {
     let mut out = Vec::new();
-    let mut blanks = 0;
+    let mut paragraphs = 0;
+    let mut in_paragraph = false;
     for l in lines.get(from..to).unwrap_or_default() {
         let t = l.trim();
         if t.is_empty() {
-            blanks += 1;
+            in_paragraph = false;
             continue;
         }
-        let section = ["---", "===", "***", "___"].iter().any(|p| t.starts_with(p));
-        if section && (!out.is_empty() || blanks > 0) {
+        if is_section(t) && (!out.is_empty() || paragraphs > 0) {
             break;
         }
-        if blanks > 1 && !out.is_empty() {
-            break;
+        if !in_paragraph {
+            paragraphs += 1;
+            in_paragraph = true;
+            if paragraphs > 3 {
+                break;
+            }
         }
         out.push(t);
         if out.len() >= MAX_BLOCK {
@@ -139,6 +156,27 @@ fn block_after<'a>(lines: &[&'a str], from: usize, to: usize) -> Vec<&'a str> {
         }
     }
     out
+}
+
+/// The paragraph just before a recipient line, for reports that explain first and name the
+/// address after.
+fn block_before<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    for l in lines.get(..at).unwrap_or_default().iter().rev() {
+        let t = l.trim();
+        if t.is_empty() || is_section(t) || out.len() >= 4 {
+            break;
+        }
+        out.push(t);
+    }
+    out.reverse();
+    out
+}
+
+fn is_section(t: &str) -> bool {
+    ["---", "===", "***", "___"]
+        .iter()
+        .any(|p| t.starts_with(p))
 }
 
 fn excluded(addr: &str, exclude: &[String]) -> bool {
@@ -174,8 +212,8 @@ fn recipient_line(line: &str) -> Option<(String, usize)> {
         end += 1;
     }
     // An address followed by more words on the line must be set off by punctuation.
-    let ok = after.is_empty()
-        || after.starts_with([':', ',', ';', '.', ' ', '\t', '(', '[', ')', '"']);
+    let ok =
+        after.is_empty() || after.starts_with([':', ',', ';', '.', ' ', '\t', '(', '[', ')', '"']);
     ok.then_some((addr, end))
 }
 
@@ -193,8 +231,19 @@ const LABELS: &[&str] = &[
 /// an address).
 fn mentions(lines: &[&str], exclude: &[String]) -> Vec<(usize, String, usize)> {
     const WORDS: &[&str] = &[
-        "deliver", "recipient", "rcpt", "mailbox", "user", "account", "failed", "address",
-        "could not", "unable", "rejected", "unknown", "not listed",
+        "deliver",
+        "recipient",
+        "rcpt",
+        "mailbox",
+        "user",
+        "account",
+        "failed",
+        "address",
+        "could not",
+        "unable",
+        "rejected",
+        "unknown",
+        "not listed",
     ];
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
@@ -204,7 +253,8 @@ fn mentions(lines: &[&str], exclude: &[String]) -> Vec<(usize, String, usize)> {
         }
         for (a, e) in address_spans(line) {
             let addr = line.get(a..e).unwrap_or_default().to_ascii_lowercase();
-            if !excluded(&addr, exclude) && !l.get(..a).unwrap_or_default().ends_with("mail from:<") {
+            if !excluded(&addr, exclude) && !l.get(..a).unwrap_or_default().ends_with("mail from:<")
+            {
                 out.push((i, addr, e));
                 break;
             }
@@ -230,12 +280,19 @@ mod tests {
         let h = hits(t);
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].0, "kiji@example.jp");
-        assert!(h[0].1.ends_with("550 5.1.1 <kiji@example.jp>... User Unknown"), "{}", h[0].1);
+        assert!(
+            h[0].1
+                .ends_with("550 5.1.1 <kiji@example.jp>... User Unknown"),
+            "{}",
+            h[0].1
+        );
     }
 
     #[test]
     fn qmail_and_postfix() {
-        let h = hits("Hi.\n\n<a@example.net>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n\n<b@example.net>: host mx said: 552 mailbox full\n\n--- Below this line is a copy of the message.\n\n<c@example.net>:\n");
+        let h = hits(
+            "Hi.\n\n<a@example.net>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 no such user\n\n<b@example.net>: host mx said: 552 mailbox full\n\n--- Below this line is a copy of the message.\n\n<c@example.net>:\n",
+        );
         assert_eq!(h.len(), 2);
         assert!(h[0].1.contains("550 5.1.1 no such user"));
         assert_eq!(h[1].0, "b@example.net");
@@ -244,7 +301,9 @@ mod tests {
 
     #[test]
     fn mention_and_exclusion() {
-        let h = hits("From sender@example.org\nThere was an error delivering your mail to <x@example.com>.\n\n550 5.7.1 blocked\n");
+        let h = hits(
+            "From sender@example.org\nThere was an error delivering your mail to <x@example.com>.\n\n550 5.7.1 blocked\n",
+        );
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].0, "x@example.com");
         assert!(h[0].1.contains("550 5.7.1 blocked"));
@@ -252,7 +311,9 @@ mod tests {
 
     #[test]
     fn transcript() {
-        let h = hits("   ----- Transcript of session follows -----\n>>> RCPT To:<m@example.co.jp>\n<<< 550 No such user here.\n550 <m@example.co.jp>... User unknown\n");
+        let h = hits(
+            "   ----- Transcript of session follows -----\n>>> RCPT To:<m@example.co.jp>\n<<< 550 No such user here.\n550 <m@example.co.jp>... User unknown\n",
+        );
         assert_eq!(h.len(), 1);
         assert!(h[0].1.contains("No such user"));
     }

@@ -91,7 +91,11 @@ pub fn normalise(raw: &[u8]) -> Vec<u8> {
     while let Some(i) = memchr::memchr(b'\r', rest) {
         out.extend_from_slice(rest.get(..i).unwrap_or_default());
         out.push(b'\n');
-        let skip = if rest.get(i + 1) == Some(&b'\n') { 2 } else { 1 };
+        let skip = if rest.get(i + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
         rest = rest.get(i + skip..).unwrap_or_default();
     }
     out.extend_from_slice(rest);
@@ -249,7 +253,8 @@ fn walk(
     }
     if ctype.mime.starts_with("multipart/") && depth < MAX_DEPTH {
         let boundary = ctype.param("boundary").filter(|b| !b.is_empty());
-        let parts = boundary.map_or_else(Vec::new, |b| split_multipart(body, b.as_bytes(), *budget));
+        let parts =
+            boundary.map_or_else(Vec::new, |b| split_multipart(body, b.as_bytes(), *budget));
         if !parts.is_empty() {
             for part in parts {
                 let (h, at) = parse_headers(part);
@@ -257,7 +262,14 @@ fn walk(
                     Some(v) => content_type(Some(v)),
                     None => default_child(ctype),
                 };
-                walk(&h, &ct, part.get(at..).unwrap_or_default(), depth + 1, budget, out);
+                walk(
+                    &h,
+                    &ct,
+                    part.get(at..).unwrap_or_default(),
+                    depth + 1,
+                    budget,
+                    out,
+                );
                 if *budget == 0 {
                     return;
                 }
@@ -344,7 +356,9 @@ fn after_delimiter(body: &[u8], at: usize) -> Option<(bool, usize)> {
     let rest = body.get(at..).unwrap_or_default();
     let closing = rest.starts_with(b"--");
     let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-    let tail = rest.get(if closing { 2 } else { 0 }..line_end).unwrap_or_default();
+    let tail = rest
+        .get(if closing { 2 } else { 0 }..line_end)
+        .unwrap_or_default();
     if !tail.iter().all(|b| b.is_ascii_whitespace()) {
         return None;
     }
@@ -531,7 +545,10 @@ mod tests {
     fn decoders() {
         assert_eq!(base64_lenient(b"aGVs\nbG8="), b"hello");
         assert_eq!(quoted_printable(b"a=3Db=\nc", false), b"a=bc");
-        assert_eq!(decode_words("=?UTF-8?B?aGk=?= =?utf-8?Q?_there?= x"), "hi there x");
+        assert_eq!(
+            decode_words("=?UTF-8?B?aGk=?= =?utf-8?Q?_there?= x"),
+            "hi there x"
+        );
         assert_eq!(decode_words("=?bad"), "=?bad");
     }
 }

@@ -80,14 +80,32 @@ pub const MAX_DIAGNOSTIC: usize = 500;
 
 /// Parses one raw message (any line ends). Never panics.
 pub fn parse(raw: &[u8]) -> Report {
-    let data = mime::normalise(raw);
-    let msg = mime::read(&data);
+    parse_message(&mime::normalise(raw), 1)
+}
+
+/// Parses a normalised message; `nesting` more levels of attached messages may be tried when
+/// the message itself is no report (a bounce forwarded as an attachment).
+fn parse_message(data: &[u8], nesting: usize) -> Report {
+    let msg = mime::read(data);
     let ctx = context::Context::new(&msg);
     let (kind, findings, feedback_type) = arf::report(&msg, &ctx)
         .or_else(|| ses::report(&msg))
         .or_else(|| delivery::report(&msg, &ctx))
         .or_else(|| autoreply::report(&msg, &ctx))
         .unwrap_or((Kind::NotBounce, Vec::new(), None));
+    if findings.is_empty() && nesting > 0 {
+        let attached = msg
+            .leaves
+            .iter()
+            .filter(|l| matches!(l.ctype.mime.as_str(), "message/rfc822" | "message/global"))
+            .take(2);
+        for leaf in attached {
+            let inner = parse_message(leaf.text.as_bytes(), nesting - 1);
+            if matches!(inner.kind, Kind::Dsn | Kind::Arf) && !inner.findings.is_empty() {
+                return inner;
+            }
+        }
+    }
     Report {
         kind,
         findings,
@@ -100,15 +118,22 @@ pub fn parse(raw: &[u8]) -> Report {
 /// What a sub-parser found: kind, findings, feedback type.
 type Found = (Kind, Vec<Finding>, Option<String>);
 
-/// A finding for a failure, classified from its status and diagnostic.
+/// A finding for a failure, classified from its status, diagnostic and `context` (more of the
+/// report's text about this recipient, e.g. the SMTP command that was refused).
 fn failure(
     recipient: Option<String>,
     status: Option<String>,
     action: Option<String>,
     diagnostic: &str,
+    context: &str,
 ) -> Finding {
     let delayed = action.as_deref() == Some("delayed");
-    let (mut class, mut reason) = crate::bounce::classify::classify(status.as_deref(), diagnostic);
+    let text = if context.is_empty() || diagnostic.contains(context) {
+        diagnostic.to_string()
+    } else {
+        format!("{diagnostic} {context}")
+    };
+    let (mut class, mut reason) = crate::bounce::classify::classify(status.as_deref(), &text);
     if delayed && class == Class::Hard {
         class = Class::Soft;
         reason = "delayed";

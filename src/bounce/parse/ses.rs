@@ -56,6 +56,7 @@ fn bounce(b: &Value) -> Found {
                         str_of(r, "status").and_then(super::text::enhanced_status),
                         str_of(r, "action").map(|a| truncate(a, 32).to_ascii_lowercase()),
                         diag,
+                        "",
                     );
                     if transient && f.class == Class::Hard {
                         f.class = Class::Soft;

@@ -49,7 +49,10 @@ fn spam_block_is_soft() {
     let raw = "From: Mail Delivery System <Mailer-Daemon@e.example.org>\nTo: sender@example.jp\nSubject: Mail delivery failed: returning message to sender\n\nA message that you sent could not be delivered to one or more of its\nrecipients. This is a permanent error. The following address(es) failed:\n\n  kiji@example.net\n    SMTP error from remote mail server after end of data:\n    host mx [192.0.2.1]: 550 5.7.1 Message rejected as spam\n\n------ This is a copy of the message, including all the headers. ------\n\nFrom: sender@example.jp\nTo: kiji@example.net\n";
     let (kind, f) = one(raw);
     assert_eq!(kind, Kind::Dsn);
-    assert_eq!(f, vec![(some("kiji@example.net"), some("5.7.1"), Class::Soft)]);
+    assert_eq!(
+        f,
+        vec![(some("kiji@example.net"), some("5.7.1"), Class::Soft)]
+    );
 }
 
 #[test]
@@ -145,7 +148,11 @@ fn garbage_does_not_panic() {
 
 /// A bound that holds in release builds and, generously widened, in debug builds.
 fn budget(release: Duration) -> Duration {
-    if cfg!(debug_assertions) { release * 20 } else { release }
+    if cfg!(debug_assertions) {
+        release * 20
+    } else {
+        release
+    }
 }
 
 fn timed(raw: &[u8]) -> Duration {
@@ -158,7 +165,9 @@ fn timed(raw: &[u8]) -> Duration {
 fn hostile_messages_are_fast() {
     let mut nested = String::from("From: MAILER-DAEMON@x.example\nSubject: Undeliverable\n");
     for i in 0..10_000 {
-        nested.push_str(&format!("Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"));
+        nested.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{i}\"\n\n--b{i}\n"
+        ));
     }
     nested.push_str("Content-Type: text/plain\n\n<a@example.org>: 550 5.1.1 user unknown\n");
     while nested.len() < 20 << 20 {
@@ -190,7 +199,10 @@ fn hostile_messages_are_fast() {
     ] {
         let took = timed(raw);
         eprintln!("{name}: {} bytes in {took:?}", raw.len());
-        assert!(took < budget(Duration::from_secs(1)), "{name} took {took:?}");
+        assert!(
+            took < budget(Duration::from_secs(1)),
+            "{name} took {took:?}"
+        );
     }
 }
 

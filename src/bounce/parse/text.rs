@@ -45,7 +45,8 @@ fn span_at(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
         }
         start = q;
     } else {
-        while start > 0 && bytes.get(start - 1).is_some_and(|&b| local_char(b)) && at - start < 128 {
+        while start > 0 && bytes.get(start - 1).is_some_and(|&b| local_char(b)) && at - start < 128
+        {
             start -= 1;
         }
         while bytes.get(start) == Some(&b'.') {
@@ -101,7 +102,10 @@ fn status_at(b: &[u8], i: usize) -> Option<usize> {
     if !matches!(b.get(i), Some(b'2' | b'4' | b'5')) {
         return None;
     }
-    if i > 0 && b.get(i - 1).is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.') {
+    if i > 0
+        && b.get(i - 1)
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'.')
+    {
         return None;
     }
     if b.get(i + 1) != Some(&b'.') {
@@ -149,14 +153,22 @@ pub fn reply_code(s: &str) -> Option<u16> {
     let b = s.as_bytes();
     let mut i = 0;
     while i + 3 <= b.len() {
-        let prev_ok = i == 0 || b.get(i - 1).is_some_and(|&c| !c.is_ascii_alphanumeric() && c != b'.' && c != b'-' && c != b'+' && c != b':');
+        let prev_ok = i == 0
+            || b.get(i - 1).is_some_and(|&c| {
+                !c.is_ascii_alphanumeric() && c != b'.' && c != b'-' && c != b'+' && c != b':'
+            });
         let d = b.get(i..i + 3).unwrap_or_default();
         let is_code = matches!(d.first(), Some(b'2' | b'4' | b'5'))
             && d.iter().all(u8::is_ascii_digit)
             && matches!(d.get(1), Some(b'0'..=b'5'));
-        let next_ok = matches!(b.get(i + 3), None | Some(b' ' | b'-' | b'\t' | b'\n' | b')' | b',' | b']'));
+        let next_ok = matches!(
+            b.get(i + 3),
+            None | Some(b' ' | b'-' | b'\t' | b'\n' | b')' | b',' | b']')
+        );
         if prev_ok && is_code && next_ok {
-            let code = d.iter().fold(0u16, |acc, &c| acc * 10 + u16::from(c - b'0'));
+            let code = d
+                .iter()
+                .fold(0u16, |acc, &c| acc * 10 + u16::from(c - b'0'));
             return Some(code);
         }
         i += 1;
@@ -194,7 +206,10 @@ mod tests {
             address_in("to: Cat <Kiji@Example.ORG>, x@y.z"),
             Some("kiji@example.org".into())
         );
-        assert_eq!(address_in("  neko@example.jp."), Some("neko@example.jp".into()));
+        assert_eq!(
+            address_in("  neko@example.jp."),
+            Some("neko@example.jp".into())
+        );
         assert_eq!(
             address_in("<\"neko....nyaan....\"@libsisimai.org>"),
             Some("\"neko....nyaan....\"@libsisimai.org".into())
