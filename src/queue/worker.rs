@@ -182,29 +182,20 @@ async fn deliver(
     };
     let mut to_send = Vec::new();
     for rcpt in job.recipients {
-        match ctx.store.suppressed(&rcpt.address) {
+        // Suppressed, or (a list copy) unsubscribed since the post was expanded: the delivery
+        // ends here, silently (no DSN).
+        let refusal = match ctx.store.suppressed(&rcpt.address) {
             Ok(Some(s)) if s.scope == Scope::Global => {
-                let outcome = Outcome::Permanent {
-                    reply: format!("550 5.7.1 recipient is suppressed ({})", s.reason),
-                };
-                apply(
-                    ctx,
-                    &settings,
-                    &msg,
-                    &body,
-                    &rcpt,
-                    outcome,
-                    false,
-                    &mut report,
-                )
-                .await;
+                Some(format!("550 5.7.1 recipient is suppressed ({})", s.reason))
             }
             _ if listcopy::still_wanted(ctx, &settings, &msg, &rcpt) == Some(false) => {
-                // Unsubscribed or suppressed since the post was expanded: the copy is dropped,
-                // silently (no DSN to the poster).
-                let outcome = Outcome::Permanent {
-                    reply: "550 5.7.1 not sent: no longer a receiving list member".into(),
-                };
+                Some("550 5.7.1 not sent: no longer a receiving list member".to_string())
+            }
+            _ => None,
+        };
+        match refusal {
+            Some(reply) => {
+                let outcome = Outcome::Permanent { reply };
                 apply(
                     ctx,
                     &settings,
@@ -217,7 +208,7 @@ async fn deliver(
                 )
                 .await;
             }
-            _ => to_send.push(rcpt),
+            None => to_send.push(rcpt),
         }
     }
     if to_send.is_empty() {

@@ -3,13 +3,16 @@
 //! were a useful map of what servers say); order inside a table does not matter.
 
 /// Wording that settles the matter whatever else the reply says.
-pub const HARD_FIRST: &[(&str, &[&str])] = &[
-    ("host-unknown", &["the account or domain may not exist"]),
-];
+pub const HARD_FIRST: &[(&str, &[&str])] =
+    &[("host-unknown", &["the account or domain may not exist"])];
 
 /// "User unknown" wording that is the reporting server's own verdict, believed whatever the
 /// SMTP stage.
-pub const VERDICTS: &[&str] = &["this user doesn't have a", "address couldn't be found", "address could not be found"];
+pub const VERDICTS: &[&str] = &[
+    "this user doesn't have a",
+    "address couldn't be found",
+    "address could not be found",
+];
 
 /// Failures that say nothing about the address, checked before the address-is-bad phrases
 /// because such replies often also contain words like "recipient" or "user".

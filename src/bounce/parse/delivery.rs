@@ -12,7 +12,9 @@ use super::{Finding, Found, Kind, failure};
 /// Bytes of report text kept.
 const MAX_TEXT: usize = 256 << 10;
 
-pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
+/// `fallback`: also accept recipients named only outside the text (`X-Failed-Recipients`, the
+/// returned message's `To`).
+pub fn report(msg: &Message, ctx: &Context, fallback: bool) -> Option<Found> {
     let text = report_text(msg);
     let lines = human::report_lines(&text);
     let records = dsn_records(msg);
@@ -34,7 +36,7 @@ pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
         return None;
     }
     let mut hits = human::scan(&lines, &ctx.exclude);
-    if hits.is_empty() {
+    if hits.is_empty() && fallback {
         hits = fallback_recipients(msg, ctx, &lines);
     }
     if hits.is_empty() {
@@ -210,6 +212,11 @@ fn says_failed(lines: &[&str]) -> bool {
         "error delivering",
         "returned to sender",
         "delivery to the following",
+        "no such user",
+        "user unknown",
+        "invalid user",
+        "requested action not taken",
+        "delivery error",
     ];
     lines.iter().take(200).any(|l| {
         let l = lower(l);

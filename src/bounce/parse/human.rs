@@ -91,8 +91,11 @@ pub fn scan(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
     let starts: Vec<(usize, String, usize)> = lines
         .iter()
         .enumerate()
-        .filter_map(|(i, l)| recipient_line(l).map(|(a, rest)| (i, a, rest)))
-        .filter(|(_, a, _)| !excluded(a, exclude))
+        .filter_map(|(i, l)| recipient_line(l).map(|(a, rest, coded)| (i, a, rest, coded)))
+        // An address alone at the start of a line is a recipient even when it is also the
+        // sender's (mail to oneself); one after a reply code may be the refused sender.
+        .filter(|(_, a, _, coded)| !(*coded && excluded(a, exclude)) && !a.starts_with("mailer-daemon@"))
+        .map(|(i, a, rest, _)| (i, a, rest))
         .collect();
     let starts = if starts.is_empty() {
         mentions(lines, exclude)
@@ -183,15 +186,18 @@ fn excluded(addr: &str, exclude: &[String]) -> bool {
     exclude.iter().any(|e| e == addr) || addr.starts_with("mailer-daemon@")
 }
 
-/// An address that starts a line: `(address, byte offset of the rest of the line)`.
-fn recipient_line(line: &str) -> Option<(String, usize)> {
+/// An address that starts a line: `(address, byte offset of the rest of the line, whether a
+/// reply code precedes it)`.
+fn recipient_line(line: &str) -> Option<(String, usize, bool)> {
     let l = lower(line);
     let mut pos = line.len() - line.trim_start().len();
     let head = l.get(pos..).unwrap_or_default();
+    let mut coded = false;
     if let Some(label) = LABELS.iter().find(|p| head.starts_with(*p)) {
         pos += label.len();
     } else if reply_code(head).is_some() && head.get(3..5) == Some(" <") {
         pos += 4; // `550 <user@example.org>... User unknown`
+        coded = true;
     }
     while matches!(line.as_bytes().get(pos), Some(b' ' | b'\t')) {
         pos += 1;
@@ -204,17 +210,27 @@ fn recipient_line(line: &str) -> Option<(String, usize)> {
     if a != 0 {
         return None;
     }
-    let addr = rest.get(..e)?.to_ascii_lowercase();
+    let mut addr = rest.get(..e)?.to_ascii_lowercase();
     let mut after = rest.get(e..).unwrap_or_default();
     let mut end = pos + e;
     if let Some(a) = after.strip_prefix('>') {
         after = a;
         end += 1;
     }
+    // `name@example.org <other@example.org>:` names the one in brackets.
+    if let Some(inner) = after.strip_prefix(" <") {
+        if let Some(&(0, e2)) = address_spans(inner).first() {
+            if inner.get(e2..).is_some_and(|t| t.starts_with('>')) {
+                addr = inner.get(..e2)?.to_ascii_lowercase();
+                end += 2 + e2 + 1;
+                after = inner.get(e2 + 1..).unwrap_or_default();
+            }
+        }
+    }
     // An address followed by more words on the line must be set off by punctuation.
     let ok =
         after.is_empty() || after.starts_with([':', ',', ';', '.', ' ', '\t', '(', '[', ')', '"']);
-    ok.then_some((addr, end))
+    ok.then_some((addr, end, coded))
 }
 
 /// Labels that may precede a recipient at the start of a line.

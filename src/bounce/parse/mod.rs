@@ -88,12 +88,15 @@ pub fn parse(raw: &[u8]) -> Report {
 fn parse_message(data: &[u8], nesting: usize) -> Report {
     let msg = mime::read(data);
     let ctx = context::Context::new(&msg);
-    let (kind, findings, feedback_type) = arf::report(&msg, &ctx)
-        .or_else(|| ses::report(&msg))
-        .or_else(|| delivery::report(&msg, &ctx))
-        .or_else(|| autoreply::report(&msg, &ctx))
-        .unwrap_or((Kind::NotBounce, Vec::new(), None));
-    if findings.is_empty() && nesting > 0 {
+    let found = |fallback: bool| {
+        arf::report(&msg, &ctx)
+            .or_else(|| ses::report(&msg))
+            .or_else(|| delivery::report(&msg, &ctx, fallback))
+            .or_else(|| autoreply::report(&msg, &ctx))
+            .unwrap_or((Kind::NotBounce, Vec::new(), None))
+    };
+    let mut result = found(false);
+    if result.1.is_empty() && nesting > 0 {
         let attached = msg
             .leaves
             .iter()
@@ -106,6 +109,10 @@ fn parse_message(data: &[u8], nesting: usize) -> Report {
             }
         }
     }
+    if result.1.is_empty() {
+        result = found(true);
+    }
+    let (kind, findings, feedback_type) = result;
     Report {
         kind,
         findings,
