@@ -108,6 +108,10 @@ async fn bounces_suppress_by_class() {
             needle: "picky@".into(),
             reply: "550 5.7.1 message looks like spam".into(),
         },
+        Rule::RejectRcpt {
+            needle: "plain@".into(),
+            reply: "550 No such user here".into(),
+        },
     ]);
     let extra = format!(
         "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LISTS}",
@@ -115,6 +119,7 @@ async fn bounces_suppress_by_class() {
     );
     let d = Daemon::start(&extra);
     let members = [
+        "plain@remote.test",
         "gone@remote.test",
         "picky@remote.test",
         "y@remote.test",
@@ -144,8 +149,13 @@ async fn bounces_suppress_by_class() {
         .await;
     // Synchronous refusals go through the classifier: 5.1.1 suppresses, a spam block does not.
     let deadline = std::time::Instant::now() + WAIT;
-    while suppression(&d, "gone@remote.test").is_none() {
-        assert!(std::time::Instant::now() < deadline, "gone@ not suppressed");
+    while suppression(&d, "gone@remote.test").is_none()
+        || suppression(&d, "plain@remote.test").is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gone@ and plain@ not suppressed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(

@@ -6,7 +6,8 @@
 //! mail) and only for permanent failures. Everything else that failed is soft — in particular
 //! spam, blocklist and policy rejections, which say nothing about the address.
 
-mod phrases;
+mod hard;
+mod soft;
 
 use crate::bounce::parse::Class;
 use crate::bounce::parse::text::{lower, reply_code};
@@ -26,12 +27,10 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
         Some(s) => s.class == 5,
         None => code.is_none_or(|c| c / 100 == 5),
     };
-    if permanent {
-        if let Some(reason) = find(phrases::HARD_FIRST, &d) {
-            return (Class::Hard, reason);
-        }
+    if permanent && let Some(reason) = find(hard::HARD_FIRST, &d) {
+        return (Class::Hard, reason);
     }
-    if let Some(reason) = find(phrases::SOFT_FIRST, &d) {
+    if let Some(reason) = find(soft::SOFT_FIRST, &d) {
         return (Class::Soft, reason);
     }
     if code == Some(525) {
@@ -42,8 +41,8 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
             return (Class::Soft, "filtered");
         }
         let about_address = status.as_ref().is_some_and(Status::about_address);
-        if let Some(reason) = find(phrases::HARD, &d) {
-            if reason != "user-unknown" || about_address || trusted(&d, status.as_ref(), code) {
+        if let Some(reason) = find(hard::HARD, &d) {
+            if reason != "user-unknown" || about_address || trusted(&d) {
                 return (Class::Hard, reason);
             }
             return (Class::Soft, "filtered");
@@ -58,12 +57,12 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
             return (Class::Hard, "no-mail-accepted");
         }
     }
-    if let Some(found) = status.as_ref().and_then(Status::specific) {
-        if found.0 == Class::Soft {
-            return found;
-        }
+    if let Some(found) = status.as_ref().and_then(Status::specific)
+        && found.0 == Class::Soft
+    {
+        return found;
     }
-    if let Some(reason) = find(phrases::SOFT_LATE, &d) {
+    if let Some(reason) = find(soft::SOFT_LATE, &d) {
         return (Class::Soft, reason);
     }
     match status {
@@ -74,12 +73,17 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
 }
 
 /// Whether "user unknown" wording is to be believed (see [`classify`]): the reporting server's
-/// own verdict, or a refusal of RCPT, or the server's own words with no reply code at all.
-fn trusted(d: &str, status: Option<&Status>, code: Option<u16>) -> bool {
-    if phrases::VERDICTS.iter().any(|v| d.contains(v)) {
-        return true;
-    }
-    const RCPT: &[&str] = &["rcpt", "does not like recipient"];
+/// own verdict, or a refusal of RCPT (the last SMTP command named in the text is RCPT, not DATA).
+fn trusted(d: &str) -> bool {
+    const RCPT: &[&str] = &[
+        "rcpt to",
+        "rcpt command",
+        "rcpt_to",
+        "rcpt response",
+        ":rcpt",
+        "after rcpt",
+        "does not like recipient",
+    ];
     const DATA: &[&str] = &[
         "end of data",
         ">>> data",
@@ -88,15 +92,13 @@ fn trusted(d: &str, status: Option<&Status>, code: Option<u16>) -> bool {
         "final data",
         "after i sent the message",
         "message body",
-        "after the message",
     ];
-    if RCPT.iter().any(|m| d.contains(m)) {
-        return true;
-    }
-    if DATA.iter().any(|m| d.contains(m)) {
-        return false;
-    }
-    status.is_none() && code.is_none()
+    let last = |markers: &[&str]| markers.iter().filter_map(|m| d.rfind(m)).max();
+    hard::VERDICTS.iter().any(|v| d.contains(v))
+        || match (last(RCPT), last(DATA)) {
+            (Some(r), Some(x)) => r > x,
+            (r, _) => r.is_some(),
+        }
 }
 
 /// "550 : User unknown" with an empty address: some providers' wording for "the recipient
@@ -213,8 +215,61 @@ mod tests {
                 Hard,
                 "user-unknown",
             ),
-            (None, "550 Unknown user a@b.c", Hard, "user-unknown"),
-            (Some("5.0.0"), "550 No such user here", Hard, "user-unknown"),
+            (
+                None,
+                "550 Unknown user a@b.c (in reply to RCPT TO command)",
+                Hard,
+                "user-unknown",
+            ),
+            (None, "550 Unknown user a@b.c", Soft, "filtered"),
+            (
+                Some("5.0.0"),
+                ">>> DATA <<< 550 No such user here",
+                Soft,
+                "filtered",
+            ),
+            (
+                Some("5.0.0"),
+                "after RCPT TO:<a@b.c>: 550 No such user here",
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Some("5.0.0"),
+                ">>> RCPT To:<a@b.c> <<< 250 >>> DATA <<< 550 No such user",
+                Soft,
+                "filtered",
+            ),
+            (
+                Some("5.1.351"),
+                "550 5.1.351 unknown recipient -> 550 : User unknown",
+                Soft,
+                "filtered",
+            ),
+            (
+                Some("5.1.1"),
+                "The email address you entered couldn't be found. 550 5.1.1 RESOLVER.ADR.RecipNotFound",
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Some("4.0.0"),
+                "The domain example.jp couldn't be found",
+                Soft,
+                "temporary",
+            ),
+            (
+                Some("5.0.0"),
+                "The domain example.jp couldn't be found",
+                Hard,
+                "host-unknown",
+            ),
+            (
+                None,
+                "The recipient name is not recognized",
+                Hard,
+                "user-unknown",
+            ),
             (Some("5.1.1"), "", Hard, "user-unknown"),
             (Some("4.1.1"), "450 user unknown", Soft, "bad-address"),
             (Some("5.1.2"), "Host unknown", Hard, "host-unknown"),

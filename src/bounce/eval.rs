@@ -261,99 +261,38 @@ mod tests {
         assert!(e.status_agreement >= 0.90, "status {}", e.status_agreement);
     }
 
-    /// `cargo test --lib bounce::eval::tests::misses -- --ignored --nocapture`
+    /// The `dos/` and `mac/` copies parse like their `bsd/` originals.
     #[test]
-    #[ignore = "prints the corpus misses for debugging"]
-    fn misses() {
-        let Some(e) = corpus().and_then(|d| evaluate(&d)) else {
-            return;
-        };
-        for m in e
-            .misses
-            .iter()
-            .chain(std::iter::once(&Miss {
-                file: "----- status misses -----".into(),
-                recipient: String::new(),
-                expected_class: Class::Unknown,
-                expected_status: None,
-                got: None,
-                found: Vec::new(),
-            }))
-            .chain(&e.status_misses)
-        {
-            eprintln!("{}", serde_json::to_string(m).unwrap_or_default());
+    fn same_reports_whatever_the_line_ends() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/bounces/public");
+        let mut differ = Vec::new();
+        for folder in ["dos", "mac"] {
+            let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+                return;
+            };
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name();
+                let (Ok(copy), Ok(orig)) = (
+                    std::fs::read(e.path()),
+                    std::fs::read(dir.join("bsd").join(&name)),
+                ) else {
+                    continue;
+                };
+                let (a, b) = (parse(&copy), parse(&orig));
+                let brief = |r: &Report| {
+                    r.findings
+                        .iter()
+                        .map(|f| (f.recipient.clone(), f.status.clone(), f.class))
+                        .collect::<Vec<_>>()
+                };
+                if brief(&a) != brief(&b) {
+                    differ.push(format!("{folder}/{}", name.to_string_lossy()));
+                }
+            }
         }
-        eprintln!("score {:.3} status {:.3}", e.score, e.status_agreement);
+        assert!(differ.is_empty(), "{differ:?}");
     }
 }
 
 #[cfg(test)]
-mod debug {
-    use super::*;
-
-    /// `cargo test --lib bounce::eval::debug -- --ignored --nocapture`: every scored row with
-    /// what the parser says.
-    #[test]
-    #[ignore = "prints every scored row"]
-    fn all_rows() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/bounces/public");
-        let Ok(lines) = std::fs::read_to_string(dir.with_extension("jsonl")) else {
-            return;
-        };
-        for row in lines
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        {
-            let Some(file) = row.get("file").and_then(Value::as_str) else {
-                continue;
-            };
-            let raw = std::fs::read(dir.join(file)).unwrap_or_default();
-            let mut reports = HashMap::new();
-            reports.insert(file.to_string(), parse(&raw));
-            let mut e = evaluate_empty();
-            score_row(&row, &reports, &mut e);
-            if e.rows == 0 {
-                continue;
-            }
-            let r = &reports[file];
-            let rcpt = row
-                .get("recipient")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let f = r
-                .findings
-                .iter()
-                .find(|f| f.recipient.as_deref() == Some(rcpt));
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                if e.matched == 1 { "OK" } else { "MISS" },
-                file,
-                row.get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default(),
-                row.get("status").and_then(Value::as_str).unwrap_or("-"),
-                f.map_or("-".into(), |f| format!("{:?}/{}", f.class, f.reason)),
-                f.and_then(|f| f.status.clone()).unwrap_or("-".into()),
-                f.and_then(|f| f.diagnostic.clone()).unwrap_or_default(),
-            );
-        }
-    }
-
-    fn evaluate_empty() -> Evaluation {
-        Evaluation {
-            rows: 0,
-            matched: 0,
-            score: 0.0,
-            status_rows: 0,
-            status_matched: 0,
-            status_agreement: 0.0,
-            files: 0,
-            panics: 0,
-            panicked_files: Vec::new(),
-            median_parse_us: 0,
-            max_parse_us: 0,
-            misses: Vec::new(),
-            status_misses: Vec::new(),
-        }
-    }
-}
+mod debug;

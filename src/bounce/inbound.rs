@@ -38,7 +38,7 @@ pub async fn process(
             let Some(address) = verp_address(store, verp_key, t)? else {
                 return Ok(Vec::new());
             };
-            let Some(f) = pick(&report.findings, &address) else {
+            let Some(f) = pick(&report.findings, &address).filter(|f| acts_on(f)) else {
                 return Ok(Vec::new());
             };
             let applied =
@@ -91,6 +91,12 @@ fn pick<'a>(findings: &'a [Finding], address: &str) -> Option<&'a Finding> {
             [only] => Some(only),
             _ => None,
         })
+}
+
+/// DMARC/SPF failure reports (ARF `auth-failure`) are about the sending domain, not a
+/// recipient's wish: they change nothing for the address.
+fn acts_on(f: &Finding) -> bool {
+    f.reason != "auth-failure"
 }
 
 fn detail(f: &Finding) -> String {

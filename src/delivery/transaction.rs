@@ -14,8 +14,28 @@ fn lost() -> Outcome {
     transient("451 4.4.0 no answer for this recipient".into(), false)
 }
 
-fn outcome_of(r: &Response<String>) -> Outcome {
-    classify_reply(r.code, r.esc, &r.message)
+/// Which command a reply answered; a refusal says so, as Postfix does ("in reply to RCPT TO
+/// command"), which also tells the bounce classifier an address was refused, not content.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    Mail,
+    Rcpt,
+    Data,
+    Content,
+}
+
+fn outcome_of(r: &Response<String>, stage: Stage) -> Outcome {
+    if r.code / 100 == 2 {
+        return classify_reply(r.code, r.esc, &r.message);
+    }
+    let command = match stage {
+        Stage::Mail => "MAIL FROM command",
+        Stage::Rcpt => "RCPT TO command",
+        Stage::Data => "DATA command",
+        Stage::Content => "end of DATA command",
+    };
+    let text = format!("{} (in reply to {command})", r.message.trim());
+    classify_reply(r.code, r.esc, &text)
 }
 
 impl Connection {
@@ -56,11 +76,11 @@ impl Connection {
             .split_last()
             .ok_or(mail_send::Error::UnparseableReply)?;
         let mut results: Vec<Option<Outcome>> = if mail.code / 100 != 2 {
-            vec![Some(outcome_of(mail)); n]
+            vec![Some(outcome_of(mail, Stage::Mail)); n]
         } else {
             rcpts
                 .iter()
-                .map(|r| (r.code / 100 != 2).then(|| outcome_of(r)))
+                .map(|r| (r.code / 100 != 2).then(|| outcome_of(r, Stage::Rcpt)))
                 .collect()
         };
         let accepted = results.iter().any(Option::is_none);
@@ -75,7 +95,7 @@ impl Connection {
             }
             _ => {
                 self.reset().await;
-                outcome_of(data)
+                outcome_of(data, Stage::Data)
             }
         };
         for r in results.iter_mut().filter(|r| r.is_none()) {
@@ -94,13 +114,21 @@ impl Connection {
         body: &[u8],
     ) -> Result<Vec<Outcome>, mail_send::Error> {
         let n = recipients.len();
-        let mail = self.client.mail_from(sender, &Parameters::default()).await;
-        if let Err(e) = mail {
-            return Ok(vec![self.fail(e).await; n]);
+        match self.client.mail_from(sender, &Parameters::default()).await {
+            Ok(()) => {}
+            Err(mail_send::Error::UnexpectedReply(r)) => {
+                self.reset().await;
+                return Ok(vec![outcome_of(&r, Stage::Mail); n]);
+            }
+            Err(e) => return Ok(vec![self.fail(e).await; n]),
         }
         let mut results: Vec<Option<Outcome>> = vec![None; n];
         for (i, rcpt) in recipients.iter().enumerate() {
             if let Err(e) = self.client.rcpt_to(rcpt, &Parameters::default()).await {
+                if let mail_send::Error::UnexpectedReply(r) = &e {
+                    results[i] = Some(outcome_of(r, Stage::Rcpt));
+                    continue;
+                }
                 let (outcome, broken) = from_error(e);
                 if broken {
                     self.broken = true;
@@ -121,7 +149,7 @@ impl Connection {
             self.content(body).await?
         } else {
             self.reset().await;
-            outcome_of(&r)
+            outcome_of(&r, Stage::Data)
         };
         for r in results.iter_mut().filter(|r| r.is_none()) {
             *r = Some(content.clone());
@@ -144,7 +172,7 @@ impl Connection {
         self.wbuf = buf;
         let reply = reply?;
         let r = reply.first().ok_or(mail_send::Error::UnparseableReply)?;
-        let o = outcome_of(r);
+        let o = outcome_of(r, Stage::Content);
         if !matches!(o, Outcome::Delivered { .. }) {
             self.reset().await;
         }

@@ -11,18 +11,14 @@ use super::{Class, Finding, Found, Kind};
 const VACATION: &[&str] = &[
     "out of office",
     "out of the office",
-    "ooo",
     "away from",
     "away until",
     "on vacation",
     "vacation",
     "on leave",
-    "holiday",
     "abwesen",
     "absence",
-    "absent",
     "congé",
-    "conge",
     "自動応答",
     "不在",
 ];
@@ -58,6 +54,10 @@ pub fn report(msg: &Message, ctx: &Context) -> Option<Found> {
     let vacation = VACATION.iter().any(|s| subject.contains(s))
         || header("x-apple-action").is_some_and(|v| v.contains("vacation"));
     if !(flagged || auto_subject || vacation && h.get("in-reply-to").is_some()) {
+        return None;
+    }
+    // Bounces often carry `Auto-Submitted: auto-replied` too.
+    if !(auto_subject || vacation) && ctx.looks_like_bounce(msg) {
         return None;
     }
     let reason = if vacation || auto_subject {

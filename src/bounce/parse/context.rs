@@ -6,6 +6,9 @@
 use super::mime::{self, Headers, Leaf, Message};
 use super::text::{address_in, addresses_in, lower};
 
+/// Addresses taken from each header for the exclusion list.
+const MAX_EXCLUDED: usize = 20;
+
 pub struct Context {
     /// Headers of the returned original message, if any.
     pub original: Option<Headers>,
@@ -31,13 +34,11 @@ pub fn is_returned(leaf: &Leaf) -> bool {
     ) || is_inline_original(leaf)
 }
 
-/// A part without a MIME type of its own whose header block is a message's (some servers append
-/// the original as a bare part).
+/// A body part whose header block is a message's (some servers append the original as a bare
+/// part, without `message/rfc822`).
 fn is_inline_original(leaf: &Leaf) -> bool {
     let h = &leaf.headers;
     leaf.depth > 0
-        && h.get("content-type")
-            .is_none_or(|_| !leaf.ctype.mime.starts_with("message/"))
         && (h.get("received").is_some()
             || h.get("message-id").is_some()
             || h.get("from").is_some() && h.get("subject").is_some())
@@ -49,11 +50,11 @@ impl Context {
         let top = &msg.headers;
         let mut exclude = Vec::new();
         for name in ["from", "to", "cc", "reply-to", "return-path", "sender"] {
-            exclude.extend(top.all(name).flat_map(addresses_in));
+            exclude.extend(top.all(name).flat_map(addresses_in).take(MAX_EXCLUDED));
         }
         if let Some(o) = &original {
             for name in ["from", "return-path", "sender", "reply-to"] {
-                exclude.extend(o.all(name).flat_map(addresses_in));
+                exclude.extend(o.all(name).flat_map(addresses_in).take(MAX_EXCLUDED));
             }
         }
         exclude.sort();
@@ -66,7 +67,9 @@ impl Context {
         let verp_tokens = verp_tokens(top, original.as_ref());
         Context {
             exclude,
-            subject: lower(&mime::decode_words(top.get("subject").unwrap_or_default())),
+            subject: lower(&super::decode::decode_words(
+                top.get("subject").unwrap_or_default(),
+            )),
             from: top.get("from").and_then(address_in),
             original,
             original_message_id,
@@ -129,43 +132,41 @@ fn original_headers(msg: &Message) -> Option<Headers> {
         let (h, _) = mime::parse_headers(leaf.text.trim_start().as_bytes());
         return Some(h);
     }
-    for leaf in msg
+    let texts = msg
         .leaves
         .iter()
-        .filter(|l| l.ctype.mime.starts_with("text/"))
-    {
-        let mut lines = leaf.text.lines();
-        let mut offset = 0;
-        let mut cut = false;
-        for line in lines.by_ref() {
-            offset += line.len() + 1;
+        .filter(|l| l.ctype.mime.starts_with("text/"));
+    texts.filter_map(|l| inline_headers(&l.text)).next()
+}
+
+/// Headers quoted after a "copy of the message follows" line in a text part.
+fn inline_headers(text: &str) -> Option<Headers> {
+    const MARKERS: &[&str] = &[
+        "original message",
+        "copy of",
+        "below this line",
+        "message follows",
+        "headers follow",
+        "returned message",
+        "unsent message",
+    ];
+    let mut offset = 0;
+    let mut cut = false;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if !cut {
             let l = lower(line);
-            if !cut {
-                cut = (l.contains("original message")
-                    || l.contains("copy of")
-                    || l.contains("below this line")
-                    || l.contains("message follows")
-                    || l.contains("headers follow")
-                    || l.contains("returned message")
-                    || l.contains("unsent message"))
-                    && l.len() < 100;
-                continue;
-            }
-            if line.contains(':')
-                && !line.starts_with([' ', '\t'])
-                && line
-                    .split(':')
-                    .next()
-                    .is_some_and(|n| !n.contains(' ') && !n.is_empty())
-            {
-                let start = offset - line.len() - 1;
-                let rest = leaf.text.get(start..).unwrap_or_default();
-                let (h, _) = mime::parse_headers(rest.as_bytes());
-                if !h.0.is_empty() {
-                    return Some(h);
-                }
-                break;
-            }
+            cut = l.len() < 100 && MARKERS.iter().any(|m| l.contains(m));
+            continue;
+        }
+        let name = line.split(':').next().unwrap_or_default();
+        let field_name = !name.is_empty()
+            && name.len() < line.len()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if field_name {
+            let (h, _) = mime::parse_headers(text.get(start..).unwrap_or_default().as_bytes());
+            return (!h.0.is_empty()).then_some(h);
         }
     }
     None
@@ -210,13 +211,15 @@ fn verp_tokens(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for addr in values.into_iter().flat_map(addresses_in) {
         let local = addr.split('@').next().unwrap_or_default();
-        if let Some(token) = local.strip_prefix("b+") {
-            if !token.is_empty()
-                && token.len() <= 64
-                && token.bytes().all(|b| b.is_ascii_alphanumeric())
-                && !out.iter().any(|t| t == token)
-            {
-                out.push(token.to_string());
+        if let Some(token) = local.strip_prefix("b+")
+            && !token.is_empty()
+            && token.len() <= 64
+            && token.bytes().all(|b| b.is_ascii_alphanumeric())
+            && !out.iter().any(|t| t == token)
+        {
+            out.push(token.to_string());
+            if out.len() >= 16 {
+                break;
             }
         }
     }

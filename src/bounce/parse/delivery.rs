@@ -93,6 +93,7 @@ fn stage_lines(lines: &[&str]) -> String {
         "rcpt_to",
         "rcpt command",
         "did not like our",
+        "rcpt",
     ];
     let found: Vec<&str> = lines
         .iter()

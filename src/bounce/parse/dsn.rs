@@ -49,21 +49,21 @@ pub fn records(text: &str) -> Vec<Record> {
     let mut cur = Record::default();
     let mut field: Option<(String, String)> = None;
     for raw in text.lines() {
+        if out.len() >= MAX_RECORDS {
+            break;
+        }
         let line = unquote(raw);
         if line.trim().is_empty() {
             flush_field(&mut field, &mut cur, &mut out);
             push(&mut cur, &mut out);
-            if out.len() >= MAX_RECORDS {
-                break;
-            }
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = field.as_mut() {
-                if v.len() < MAX_FIELD {
-                    v.push(' ');
-                    v.push_str(line.trim());
-                }
+            if let Some((_, v)) = field.as_mut()
+                && v.len() < MAX_FIELD
+            {
+                v.push(' ');
+                v.push_str(line.trim());
             }
             continue;
         }
@@ -90,7 +90,7 @@ fn unquote(line: &str) -> &str {
 }
 
 fn push(cur: &mut Record, out: &mut Vec<Record>) {
-    if cur.recipient().is_some() {
+    if cur.recipient().is_some() && out.len() < MAX_RECORDS {
         out.push(std::mem::take(cur));
     } else {
         *cur = Record::default();

@@ -88,39 +88,27 @@ fn is_cut(line: &str, prev_blank: bool) -> bool {
 
 /// Finds failed recipients and their explanations in report lines.
 pub fn scan(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
-    let starts: Vec<(usize, String, usize)> = lines
-        .iter()
-        .enumerate()
-        .filter_map(|(i, l)| recipient_line(l).map(|(a, rest, coded)| (i, a, rest, coded)))
-        // An address alone at the start of a line is a recipient even when it is also the
-        // sender's (mail to oneself); one after a reply code may be the refused sender.
-        .filter(|(_, a, _, coded)| !(*coded && excluded(a, exclude)) && !a.starts_with("mailer-daemon@"))
-        .map(|(i, a, rest, _)| (i, a, rest))
-        .collect();
-    let starts = if starts.is_empty() {
-        mentions(lines, exclude)
+    let starts = recipient_lines(lines, exclude);
+    let mentioned = mentions(lines, exclude);
+    let by_mention = starts.is_empty();
+    let starts = if by_mention {
+        mentioned
+            .iter()
+            .map(|(i, a, r)| (*i, a.clone(), *r, Lead::Sentence))
+            .collect()
     } else {
         starts
     };
     let mut hits: Vec<Hit> = Vec::new();
-    for (k, (i, addr, rest)) in starts.iter().enumerate() {
+    for (k, (i, addr, rest, lead)) in starts.iter().enumerate() {
+        let prev = k
+            .checked_sub(1)
+            .and_then(|p| starts.get(p))
+            .map_or(0, |s| s.0 + 1);
         let next = starts.get(k + 1).map_or(lines.len(), |s| s.0);
-        let line = lines.get(*i).copied().unwrap_or_default();
-        let first = line.get(*rest..).unwrap_or_default();
-        let mut block = vec![first.trim_start_matches([':', '.', ',', ';', ' ', '\t'])];
-        block.extend(block_after(lines, i + 1, next));
-        if block.iter().all(|l| l.trim().is_empty()) {
-            block = block_before(lines, *i);
-        }
-        if lower(line).contains("rcpt to") {
-            block.insert(0, "RCPT TO:");
-        }
-        let text = one_line(&block.join(" "), 2000);
+        let text = explanation(lines, (prev, *i, next), *rest, *lead);
         if let Some(h) = hits.iter_mut().find(|h| &h.recipient == addr) {
-            if !text.is_empty() && !h.text.contains(&text) && h.text.len() < 2000 {
-                h.text.push(' ');
-                h.text.push_str(&text);
-            }
+            append(&mut h.text, &text);
         } else if hits.len() < MAX_HITS {
             hits.push(Hit {
                 recipient: addr.clone(),
@@ -128,7 +116,85 @@ pub fn scan(lines: &[&str], exclude: &[String]) -> Vec<Hit> {
             });
         }
     }
+    // Sentences elsewhere about a recipient found add to its explanation
+    // ("… wasn't delivered to x@example.org because the address couldn't be found").
+    for (i, addr, _) in mentioned
+        .into_iter()
+        .filter(|m| !starts.iter().any(|s| s.0 == m.0))
+    {
+        if let Some(h) = hits.iter_mut().find(|h| h.recipient == addr) {
+            append(
+                &mut h.text,
+                &one_line(lines.get(i).copied().unwrap_or_default(), 500),
+            );
+        }
+    }
     hits
+}
+
+/// How a recipient was introduced, which says where its explanation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    /// The address starts the line; the explanation follows.
+    Address,
+    /// `554 <user@example.org>... Service unavailable`: the summary line of a session
+    /// transcript, whose lines come before it.
+    Reply,
+    /// Named in a sentence; the reason may be in the paragraph before or after.
+    Sentence,
+}
+
+/// Lines that start with a recipient: `(line index, address, offset of the rest, lead)`.
+fn recipient_lines(lines: &[&str], exclude: &[String]) -> Vec<(usize, String, usize, Lead)> {
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| recipient_line(l).map(|(a, rest, coded)| (i, a, rest, coded)))
+        // An address alone at the start of a line is a recipient even when it is also the
+        // sender's (mail to oneself); one after a reply code may be the refused sender.
+        .filter(|(_, a, _, coded)| {
+            !(a.starts_with("mailer-daemon@") || *coded && excluded(a, exclude))
+        })
+        .map(|(i, a, rest, coded)| (i, a, rest, if coded { Lead::Reply } else { Lead::Address }))
+        .collect()
+}
+
+/// The text explaining the recipient on line `at` (`span`: previous recipient line + 1, `at`,
+/// next recipient line): the rest of that line and the lines after it, or the transcript lines
+/// before a reply summary, or for a sentence the paragraphs around it.
+fn explanation(lines: &[&str], span: (usize, usize, usize), rest: usize, lead: Lead) -> String {
+    let (prev, at, next) = span;
+    let line = lines.get(at).copied().unwrap_or_default();
+    let first = line.get(rest..).unwrap_or_default();
+    let first = first.trim_start_matches([':', '.', ',', ';', ' ', '\t']);
+    let mut block = if lead == Lead::Reply {
+        Vec::new()
+    } else {
+        block_after(lines, at + 1, next)
+    };
+    block.insert(0, first);
+    if lead != Lead::Address || block.iter().all(|l| l.trim().is_empty()) {
+        let mut before = block_before(lines, prev, at);
+        before.extend(block);
+        block = before;
+    }
+    if lower(line).contains("rcpt to") {
+        // Keep the command: it tells a refused recipient from a refused message.
+        if let Some(f) = block.iter_mut().find(|l| **l == first) {
+            *f = line.trim();
+        }
+    }
+    one_line(&block.join(" "), 2000)
+}
+
+/// Appends `more` to an explanation unless it is already there.
+fn append(text: &mut String, more: &str) {
+    if !more.is_empty() && !text.contains(more) && text.len() < 2000 {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(more);
+    }
 }
 
 /// Lines after a recipient line that belong to it: up to three paragraphs, ending early at a
@@ -143,7 +209,7 @@ fn block_after<'a>(lines: &[&'a str], from: usize, to: usize) -> Vec<&'a str> {
             in_paragraph = false;
             continue;
         }
-        if is_section(t) && (!out.is_empty() || paragraphs > 0) {
+        if is_section(t) || is_dsn_field(t) {
             break;
         }
         if !in_paragraph {
@@ -161,11 +227,11 @@ fn block_after<'a>(lines: &[&'a str], from: usize, to: usize) -> Vec<&'a str> {
     out
 }
 
-/// The paragraph just before a recipient line, for reports that explain first and name the
-/// address after.
-fn block_before<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
+/// The paragraph just before a recipient line (not reaching back past `from`), for reports
+/// that explain first and name the address after.
+fn block_before<'a>(lines: &[&'a str], from: usize, at: usize) -> Vec<&'a str> {
     let mut out = Vec::new();
-    for l in lines.get(..at).unwrap_or_default().iter().rev() {
+    for l in lines.get(from.min(at)..at).unwrap_or_default().iter().rev() {
         let t = l.trim();
         if t.is_empty() || is_section(t) || out.len() >= 4 {
             break;
@@ -174,6 +240,23 @@ fn block_before<'a>(lines: &[&'a str], at: usize) -> Vec<&'a str> {
     }
     out.reverse();
     out
+}
+
+/// A machine-readable DSN field line (`Reporting-MTA:`, `Final-Recipient:` …), not prose.
+fn is_dsn_field(t: &str) -> bool {
+    const FIELDS: &[&str] = &[
+        "reporting-mta:",
+        "received-from-mta:",
+        "arrival-date:",
+        "final-recipient:",
+        "original-recipient:",
+        "action:",
+        "status:",
+        "remote-mta:",
+        "last-attempt-date:",
+    ];
+    let t = lower(t);
+    FIELDS.iter().any(|f| t.starts_with(f))
 }
 
 fn is_section(t: &str) -> bool {
@@ -193,6 +276,13 @@ fn recipient_line(line: &str) -> Option<(String, usize, bool)> {
     let mut pos = line.len() - line.trim_start().len();
     let head = l.get(pos..).unwrap_or_default();
     let mut coded = false;
+    if let Some(bullet) = ["-- ", "- ", "* ", "• "]
+        .iter()
+        .find(|b| head.starts_with(*b))
+    {
+        pos += bullet.len();
+    }
+    let head = l.get(pos..).unwrap_or_default();
     if let Some(label) = LABELS.iter().find(|p| head.starts_with(*p)) {
         pos += label.len();
     } else if reply_code(head).is_some() && head.get(3..5) == Some(" <") {
@@ -218,14 +308,13 @@ fn recipient_line(line: &str) -> Option<(String, usize, bool)> {
         end += 1;
     }
     // `name@example.org <other@example.org>:` names the one in brackets.
-    if let Some(inner) = after.strip_prefix(" <") {
-        if let Some(&(0, e2)) = address_spans(inner).first() {
-            if inner.get(e2..).is_some_and(|t| t.starts_with('>')) {
-                addr = inner.get(..e2)?.to_ascii_lowercase();
-                end += 2 + e2 + 1;
-                after = inner.get(e2 + 1..).unwrap_or_default();
-            }
-        }
+    if let Some(inner) = after.strip_prefix(" <")
+        && let Some(&(0, e2)) = address_spans(inner).first()
+        && inner.get(e2..).is_some_and(|t| t.starts_with('>'))
+    {
+        addr = inner.get(..e2)?.to_ascii_lowercase();
+        end += 2 + e2 + 1;
+        after = inner.get(e2 + 1..).unwrap_or_default();
     }
     // An address followed by more words on the line must be set off by punctuation.
     let ok =
@@ -264,7 +353,7 @@ fn mentions(lines: &[&str], exclude: &[String]) -> Vec<(usize, String, usize)> {
     let mut out = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let l = lower(line);
-        if !WORDS.iter().any(|w| l.contains(w)) {
+        if !WORDS.iter().any(|w| l.contains(w)) || is_dsn_field(line.trim()) {
             continue;
         }
         for (a, e) in address_spans(line) {

@@ -10,6 +10,7 @@
 mod arf;
 mod autoreply;
 mod context;
+mod decode;
 mod delivery;
 mod dsn;
 mod human;
@@ -88,15 +89,10 @@ pub fn parse(raw: &[u8]) -> Report {
 fn parse_message(data: &[u8], nesting: usize) -> Report {
     let msg = mime::read(data);
     let ctx = context::Context::new(&msg);
-    let found = |fallback: bool| {
-        arf::report(&msg, &ctx)
-            .or_else(|| ses::report(&msg))
-            .or_else(|| delivery::report(&msg, &ctx, fallback))
-            .or_else(|| autoreply::report(&msg, &ctx))
-            .unwrap_or((Kind::NotBounce, Vec::new(), None))
-    };
-    let mut result = found(false);
-    if result.1.is_empty() && nesting > 0 {
+    let strict = arf::report(&msg, &ctx)
+        .or_else(|| ses::report(&msg))
+        .or_else(|| delivery::report(&msg, &ctx, false));
+    if strict.as_ref().is_none_or(|f| f.1.is_empty()) && nesting > 0 {
         let attached = msg
             .leaves
             .iter()
@@ -109,9 +105,11 @@ fn parse_message(data: &[u8], nesting: usize) -> Report {
             }
         }
     }
-    if result.1.is_empty() {
-        result = found(true);
-    }
+    let result = strict
+        .filter(|f| !f.1.is_empty())
+        .or_else(|| delivery::report(&msg, &ctx, true))
+        .or_else(|| autoreply::report(&msg, &ctx))
+        .unwrap_or((Kind::NotBounce, Vec::new(), None));
     let (kind, findings, feedback_type) = result;
     Report {
         kind,

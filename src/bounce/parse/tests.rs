@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::{Class, Kind, parse};
 
-fn one(raw: &str) -> (Kind, Vec<(Option<String>, Option<String>, Class)>) {
+/// (recipient, status, class) of each finding.
+type Brief = (Option<String>, Option<String>, Class);
+
+fn one(raw: &str) -> (Kind, Vec<Brief>) {
     let r = parse(raw.as_bytes());
     (
         r.kind,
@@ -189,7 +192,24 @@ fn hostile_messages_are_fast() {
         "Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n{}",
         "Final-Recipient: rfc822; a@b.example\nAction: failed\nStatus: 5.1.1\nDiagnostic-Code: smtp; 550 user unknown spam full\n\n".repeat(200_000)
     );
+    let mut crowded = String::from("From: MAILER-DAEMON@x.example\nSubject: Undeliverable\n");
+    for _ in 0..200 {
+        crowded.push_str("Cc: ");
+        crowded.push_str(&"b+tok@x.example, ".repeat(200));
+        crowded.push('\n');
+    }
+    crowded.push('\n');
+    crowded.push_str(
+        &"<a@b.example>: 550 5.1.1 user unknown\nFinal-Recipient: rfc822; c@d.example\n"
+            .repeat(60_000),
+    );
+    let fields = format!(
+        "Content-Type: multipart/report; boundary=b\n\n--b\nContent-Type: message/delivery-status\n\n{}",
+        "Final-Recipient: rfc822; a@b.example\nStatus: 5.1.1\n".repeat(200_000)
+    );
     for (name, raw) in [
+        ("crowded", crowded.as_bytes()),
+        ("fields without blank lines", fields.as_bytes()),
         ("nested", nested.as_bytes()),
         ("header line", header_line.as_bytes()),
         ("many headers", many.as_bytes()),
