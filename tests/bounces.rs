@@ -334,3 +334,36 @@ async fn late_bounce_for_transactional_mail() {
     .await;
     assert_eq!(suppression(&d, "t@remote.test").unwrap()["scope"], "global");
 }
+
+/// `herald bounce parse --json` works offline: one object per recipient, and one with no
+/// recipient for a file that is not a bounce.
+#[test]
+fn bounce_parse_command() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/bounces/public");
+    if !dir.exists() {
+        eprintln!("SKIP: no corpus at {}", dir.display());
+        return;
+    }
+    let out = std::process::Command::new(herald_bin())
+        .args(["bounce", "parse", "--json"])
+        .arg(dir.join("bsd/lhost-postfix-04.eml"))
+        .arg(dir.join("not/is-not-bounce-01.eml"))
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = ok(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["recipient"], "kijitora@example.co.jp");
+    assert_eq!(lines[0]["status"], "5.1.1");
+    assert_eq!(lines[0]["class"], "hard");
+    assert!(lines[1]["recipient"].is_null());
+    assert_eq!(lines[1]["class"], "unknown");
+    let out = std::process::Command::new(herald_bin())
+        .args(["bounce", "parse", "/nonexistent/file.eml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("cannot read"), "{}", text(&out));
+}

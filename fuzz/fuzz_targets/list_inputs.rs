@@ -15,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(e) = form::email(&text) {
         assert_eq!(form::email(&e).as_deref(), Some(e.as_str()));
     }
-    for kind in [token::Kind::Unsubscribe, token::Kind::Confirm, token::Kind::Bounce] {
+    for kind in [
+        token::Kind::Unsubscribe,
+        token::Kind::Confirm,
+        token::Kind::Bounce,
+    ] {
         assert!(token::open_member_token(&[1; 32], kind, &text).is_none() || text.len() <= 200);
     }
     let _ = headers::header_value(data, headers::CATEGORY_HEADER);
