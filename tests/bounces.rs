@@ -367,3 +367,85 @@ fn bounce_parse_command() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("cannot read"), "{}", text(&out));
 }
+
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if std::fs::read(&path)
+            .unwrap()
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            hits.push(path);
+        }
+    }
+    hits
+}
+
+/// `herald forget`: after the next start no file of the store holds the address, and it is
+/// still not mailed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_leaves_no_trace_and_suppression_holds() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    let extra = format!("[delivery]\nrelay = \"{}\"\n{LISTS}", sink.addr);
+    let mut d = Daemon::start(&extra);
+    let secret = "private.person@remote.test";
+    ok(&d.cli(&[
+        "list",
+        "add",
+        "news",
+        secret,
+        "keep@remote.test",
+        "--consent",
+        "test",
+    ]));
+    ok(&d.cli(&["list", "add", "offers", secret, "--consent", "test"]));
+    ok(&d.cli(&["suppression", "add", secret, "--reason", "asked"]));
+    let db = d.dir.path().join("data/db");
+    assert!(
+        !files_containing(&db, secret.as_bytes()).is_empty(),
+        "the check can see it"
+    );
+
+    let out = ok(&d.cli(&["forget", secret, "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["memberships"], 2, "{v}");
+    assert_eq!(v["suppression_kept"], true, "{v}");
+    let status = d.terminate(WAIT);
+    assert_eq!(status.code(), Some(0));
+    d.restart();
+    assert_eq!(
+        files_containing(&db, secret.as_bytes()),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(d.member_status("news", secret), None);
+    assert_eq!(
+        d.member_status("news", "keep@remote.test").as_deref(),
+        Some("confirmed")
+    );
+    let s = ok(&d.cli(&["suppression", "ls", "--json"]));
+    assert!(!s.contains(secret) && s.contains("\"#"), "{s}");
+
+    // Still suppressed: a message to it is accepted but never leaves.
+    let mut c = d.alice().await;
+    for to in [secret, "other@remote.test"] {
+        let r = c
+            .send_mail(
+                "alice@example.org",
+                &[to],
+                &message("alice@example.org", to, "after"),
+            )
+            .await;
+        assert!(r.has(250, "2.0.0"), "{r:?}");
+    }
+    sink.wait_count(1, WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !d.queue().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "queue not empty");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(sink.received().iter().all(|m| m.rcpts != [secret]));
+}

@@ -48,6 +48,9 @@ pub enum Request {
         list: String,
         addresses: Vec<String>,
     },
+    Forget {
+        address: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -97,6 +97,13 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
         } => lists::add(ctx, &list, members, &consent, &source).await,
         Request::ListInvite { list, addresses } => lists::invite(ctx, &list, addresses).await,
         Request::ListRemove { list, addresses } => lists::remove(ctx, &list, addresses).await,
+        Request::Forget { address } if !address.contains('@') => {
+            Response::err(format!("{address:?} is not an email address"))
+        }
+        Request::Forget { address } => match store.forget(&address).await {
+            Ok(done) => Response::ok(json!(done)),
+            Err(e) => Response::err(e.to_string()),
+        },
         Request::QueueRetry { id } => {
             let only = match id.as_deref().map(parse_id).transpose() {
                 Ok(only) => only,

@@ -74,6 +74,30 @@ pub async fn run(cmd: &ListCommand, data_dir: &Path, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// `herald forget ADDR`
+pub async fn forget(address: &str, data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let req = Request::Forget {
+        address: address.to_string(),
+    };
+    let data = client::request(data_dir, &req).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    } else {
+        println!(
+            "forgotten: {} memberships, {} queued deliveries ended, suppression {}; the \
+             database is rewritten without it at the next start",
+            data["memberships"],
+            data["deliveries"],
+            if data["suppression_kept"] == true {
+                "kept as a hash"
+            } else {
+                "none"
+            }
+        );
+    }
+    Ok(())
+}
+
 fn text(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_string)
 }

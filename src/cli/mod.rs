@@ -52,6 +52,9 @@ pub enum Command {
     /// Bounce and complaint reports (offline)
     #[command(subcommand)]
     Bounce(BounceCommand),
+    /// Erase an address from every list and record; keep only a keyed hash so its suppression
+    /// still holds (the database is rewritten without it at the next start)
+    Forget { address: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -187,6 +190,10 @@ pub fn run(cli: Cli) -> ExitCode {
             done(bounce::parse_files(files, cli.json))
         }
         Command::Bounce(BounceCommand::Eval { dir }) => done(bounce::evaluate(dir, cli.json)),
+        Command::Forget { address } => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(lists::forget(address, &loaded.config.data_dir, cli.json)),
+        },
         Command::List(c) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(lists::run(c, &loaded.config.data_dir, cli.json)),

@@ -5,6 +5,7 @@ mod bounces;
 mod delivery;
 mod expand;
 mod flush;
+mod forget;
 mod lists;
 mod queue;
 mod records;
@@ -13,6 +14,7 @@ mod suppression;
 pub use delivery::{AttemptResult, DueDelivery, Recorded};
 pub use expand::Expanded;
 pub use flush::FlushError;
+pub use forget::Forgotten;
 pub use lists::{Added, NewMember};
 pub use queue::QueueEntry;
 pub use records::*;
@@ -59,6 +61,8 @@ struct Inner {
     expansions: sled::Tree,
     soft_bounces: sled::Tree,
     returns: sled::Tree,
+    /// The key of forgotten addresses' hashes, read once.
+    forget_key: std::sync::OnceLock<[u8; 32]>,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -66,6 +70,7 @@ struct Inner {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        forget::rewrite_if_pending(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(256 << 20)
@@ -93,6 +98,7 @@ impl Store {
             expansions: db.open_tree("expansions")?,
             soft_bounces: db.open_tree("soft_bounces")?,
             returns: db.open_tree("returns")?,
+            forget_key: std::sync::OnceLock::new(),
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

@@ -36,11 +36,10 @@ impl Store {
     }
 
     pub fn suppressed(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        self.inner
-            .suppression
-            .get(key(address))?
-            .map(|v| decode("suppression", &v))
-            .transpose()
+        match self.inner.suppression.get(key(address))? {
+            Some(v) => decode("suppression", &v).map(Some),
+            None => self.suppressed_forgotten(address),
+        }
     }
 
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
