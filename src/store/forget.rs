@@ -1,16 +1,15 @@
 //! Forgetting an address (`herald forget`): its memberships, soft-bounce counts and remembered
 //! VERP deliveries are erased, queued deliveries to it end, and its suppression entry is kept
 //! under a keyed hash only, so it still holds. sled keeps removed values in old log segments,
-//! so a forget also marks the database for a rewrite: at the next start every live record is
-//! copied into a fresh database that replaces the old one, leaving no clear-text trace.
+//! so a forget also leaves a marker file beside the database: at the next start every live
+//! record is copied into a fresh database that replaces the old one, leaving no clear-text
+//! trace. Without a marker, opening costs one existence check.
 
 use super::queue::{decode, encode};
 use super::{AttemptResult, DeliveryRecord, QueueId, Store, StoreError, Suppression};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::path::{Path, PathBuf};
-
-const REWRITE: &str = "rewrite_pending";
 
 /// What a forget erased.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -76,8 +75,11 @@ impl Store {
             self.record_attempt(id, index, &gone)?;
             done.deliveries += 1;
         }
-        i.meta.insert(REWRITE, &[1u8])?;
         self.durable().await?;
+        let marker = sibling(&i.dir, ".rewrite-pending");
+        std::fs::File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io(&marker, e))?;
         Ok(done)
     }
 
@@ -116,17 +118,19 @@ fn io(path: &Path, e: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// Before opening: finishes an interrupted swap, then, if a forget asked for it, copies every
-/// live record into a fresh database and swaps it in.
+/// Before opening: finishes an interrupted swap, then, if a forget asked for it (a marker file
+/// beside the database), copies every live record into a fresh database and swaps it in.
 pub(super) fn rewrite_if_pending(dir: &Path) -> Result<(), StoreError> {
     let fresh = sibling(dir, ".rewrite");
     let old = sibling(dir, ".old");
+    let marker = sibling(dir, ".rewrite-pending");
     if !dir.exists() && fresh.exists() {
+        // Stopped between the two renames: the fresh copy is complete.
         std::fs::rename(&fresh, dir).map_err(|e| io(dir, e))?;
     }
     let _ = std::fs::remove_dir_all(&old);
     let _ = std::fs::remove_dir_all(&fresh);
-    if !dir.exists() {
+    if !dir.exists() || !marker.exists() {
         return Ok(());
     }
     {
@@ -134,9 +138,6 @@ pub(super) fn rewrite_if_pending(dir: &Path) -> Result<(), StoreError> {
             .path(dir)
             .open()
             .map_err(|e| io(dir, e))?;
-        if db.open_tree("meta")?.get(REWRITE)?.is_none() {
-            return Ok(());
-        }
         let new = sled::Config::new()
             .path(&fresh)
             .open()
@@ -148,11 +149,11 @@ pub(super) fn rewrite_if_pending(dir: &Path) -> Result<(), StoreError> {
                 to.insert(k, v)?;
             }
         }
-        new.open_tree("meta")?.remove(REWRITE)?;
         new.flush()?;
     }
     std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;
     std::fs::rename(&fresh, dir).map_err(|e| io(dir, e))?;
     std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+    std::fs::remove_file(&marker).map_err(|e| io(&marker, e))?;
     Ok(())
 }

@@ -63,6 +63,8 @@ struct Inner {
     returns: sled::Tree,
     /// The key of forgotten addresses' hashes, read once.
     forget_key: std::sync::OnceLock<[u8; 32]>,
+    /// Where the database lives (a forget leaves a marker beside it).
+    dir: std::path::PathBuf,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
 }
@@ -99,6 +101,7 @@ impl Store {
             soft_bounces: db.open_tree("soft_bounces")?,
             returns: db.open_tree("returns")?,
             forget_key: std::sync::OnceLock::new(),
+            dir: dir.to_path_buf(),
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
             db,

@@ -213,3 +213,36 @@ async fn a_list_post_finishes_only_after_its_expansion() {
     );
     assert!(store.get_message(id).ok().flatten().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forget_rewrites_the_database_at_the_next_open_and_survives_an_interrupted_swap() {
+    let top = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = top.path().join("db");
+    {
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .add_members("news", vec![member("gone@x.test", MemberStatus::Confirmed)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .add_members("news", vec![member("kept@x.test", MemberStatus::Confirmed)])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let done = store
+            .forget("Gone@x.test")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(done.memberships, 1);
+    }
+    assert!(top.path().join("db.rewrite-pending").exists());
+    {
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.member("news", "kept@x.test").ok().flatten().is_some());
+        assert!(store.member("news", "gone@x.test").ok().flatten().is_none());
+    }
+    assert!(!top.path().join("db.rewrite-pending").exists());
+    // Stopped between the two renames of a swap: the complete fresh copy is taken.
+    std::fs::rename(&dir, top.path().join("db.rewrite")).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert!(store.member("news", "kept@x.test").ok().flatten().is_some());
+}
