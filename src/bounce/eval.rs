@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::bounce::parse::{Class, Report, parse};
 
 /// The figures and what went wrong, for `herald bounce eval` and the corpus test.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Evaluation {
     /// Rows scored (bsd, verified, real recipient, reason not delivered/undefined).
     pub rows: usize,
@@ -69,19 +69,12 @@ pub fn evaluate(corpus_dir: &Path) -> Option<Evaluation> {
     }
     let (reports, timing) = parse_all(corpus_dir);
     let mut e = Evaluation {
-        rows: 0,
-        matched: 0,
-        score: 0.0,
-        status_rows: 0,
-        status_matched: 0,
-        status_agreement: 0.0,
         files: timing.files,
         panics: timing.panicked.len(),
         panicked_files: timing.panicked,
         median_parse_us: timing.median_us,
         max_parse_us: timing.max_us,
-        misses: Vec::new(),
-        status_misses: Vec::new(),
+        ..Evaluation::default()
     };
     for row in expectations
         .lines()

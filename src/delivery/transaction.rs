@@ -38,6 +38,14 @@ fn outcome_of(r: &Response<String>, stage: Stage) -> Outcome {
     classify_reply(r.code, r.esc, &text)
 }
 
+/// Refused recipients keep their own outcome; the accepted ones share the content's.
+fn merge(results: Vec<Option<Outcome>>, content: &Outcome) -> Vec<Outcome> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| content.clone()))
+        .collect()
+}
+
 impl Connection {
     /// One transaction. Recipients the server refused get their own outcome; the accepted
     /// ones share the outcome of the content.
@@ -75,7 +83,7 @@ impl Connection {
         let (data, rcpts) = rest
             .split_last()
             .ok_or(mail_send::Error::UnparseableReply)?;
-        let mut results: Vec<Option<Outcome>> = if mail.code / 100 != 2 {
+        let results: Vec<Option<Outcome>> = if mail.code / 100 != 2 {
             vec![Some(outcome_of(mail, Stage::Mail)); n]
         } else {
             rcpts
@@ -98,13 +106,7 @@ impl Connection {
                 outcome_of(data, Stage::Data)
             }
         };
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(content.clone());
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(lost))
-            .collect())
+        Ok(merge(results, &content))
     }
 
     async fn send_lockstep(
@@ -139,10 +141,7 @@ impl Connection {
         }
         if results.iter().all(Option::is_some) {
             self.reset().await;
-            return Ok(results
-                .into_iter()
-                .map(|r| r.unwrap_or_else(lost))
-                .collect());
+            return Ok(results.into_iter().flatten().collect());
         }
         let r = self.client.cmd(b"DATA\r\n").await?;
         let content = if r.code == 354 {
@@ -151,13 +150,7 @@ impl Connection {
             self.reset().await;
             outcome_of(&r, Stage::Data)
         };
-        for r in results.iter_mut().filter(|r| r.is_none()) {
-            *r = Some(content.clone());
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(lost))
-            .collect())
+        Ok(merge(results, &content))
     }
 
     /// Sends the content after a 354 and reads the final reply.

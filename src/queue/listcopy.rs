@@ -7,7 +7,7 @@ use crate::config::{List, Settings};
 use crate::lists::expand::receives;
 use crate::lists::headers::{CopyHeaders, copy_headers};
 use crate::lists::token::{self, Kind};
-use crate::store::{DeliveryRecord, MessageRecord};
+use crate::store::{DeliveryRecord, MessageRecord, Scope};
 
 fn list_of<'a>(settings: &'a Settings, msg: &MessageRecord) -> Option<&'a List> {
     let post = msg.list.as_ref()?;
@@ -21,12 +21,14 @@ fn domain(address: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether a list copy may still go; `None` when this delivery is not a list copy.
+/// Whether a list copy may still go, given the address's suppression scope (looked up once
+/// by the worker); `None` when this delivery is not a list copy.
 pub fn still_wanted(
     ctx: &DeliveryContext,
     settings: &Settings,
     msg: &MessageRecord,
     rcpt: &DeliveryRecord,
+    suppression: Option<Scope>,
 ) -> Option<bool> {
     let member_id = rcpt.member?;
     let service = msg.list.as_ref().is_some_and(|p| p.service);
@@ -34,12 +36,6 @@ pub fn still_wanted(
         return Some(false);
     };
     let member = ctx.store.member_by_id(member_id).ok().flatten();
-    let suppression = ctx
-        .store
-        .suppressed(&rcpt.address)
-        .ok()
-        .flatten()
-        .map(|s| s.scope);
     Some(member.is_some_and(|m| receives(m.status, suppression, list.category, service)))
 }
 

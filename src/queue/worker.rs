@@ -184,11 +184,13 @@ async fn deliver(
     for rcpt in job.recipients {
         // Suppressed, or (a list copy) unsubscribed since the post was expanded: the delivery
         // ends here, silently (no DSN).
-        let refusal = match ctx.store.suppressed(&rcpt.address) {
-            Ok(Some(s)) if s.scope == Scope::Global => {
+        let suppression = ctx.store.suppressed(&rcpt.address).ok().flatten();
+        let scope = suppression.as_ref().map(|s| s.scope);
+        let refusal = match &suppression {
+            Some(s) if s.scope == Scope::Global => {
                 Some(format!("550 5.7.1 recipient is suppressed ({})", s.reason))
             }
-            _ if listcopy::still_wanted(ctx, &settings, &msg, &rcpt) == Some(false) => {
+            _ if listcopy::still_wanted(ctx, &settings, &msg, &rcpt, scope) == Some(false) => {
                 Some("550 5.7.1 not sent: no longer a receiving list member".to_string())
             }
             _ => None,

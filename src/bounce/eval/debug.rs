@@ -49,7 +49,7 @@ fn all_rows() {
         let raw = std::fs::read(dir.join(file)).unwrap_or_default();
         let mut reports = HashMap::new();
         reports.insert(file.to_string(), parse(&raw));
-        let mut e = evaluate_empty();
+        let mut e = Evaluation::default();
         score_row(&row, &reports, &mut e);
         if e.rows == 0 {
             continue;
@@ -115,7 +115,7 @@ fn loose_rows() {
             o.insert("file".into(), Value::String(key));
             o.insert("verified".into(), Value::Bool(true));
         }
-        let mut e = evaluate_empty();
+        let mut e = Evaluation::default();
         score_row(&row, &reports, &mut e);
         rows += e.rows;
         ok += e.matched;
@@ -124,22 +124,4 @@ fn loose_rows() {
         }
     }
     println!("loose rows {ok}/{rows}");
-}
-
-fn evaluate_empty() -> Evaluation {
-    Evaluation {
-        rows: 0,
-        matched: 0,
-        score: 0.0,
-        status_rows: 0,
-        status_matched: 0,
-        status_agreement: 0.0,
-        files: 0,
-        panics: 0,
-        panicked_files: Vec::new(),
-        median_parse_us: 0,
-        max_parse_us: 0,
-        misses: Vec::new(),
-        status_misses: Vec::new(),
-    }
 }
