@@ -2,6 +2,8 @@
 //! daemon. Exit status: 0 ok, 1 operation failed, 2 usage or config error.
 
 mod bounce;
+mod dkim;
+mod dns;
 mod lists;
 mod queue;
 
@@ -55,6 +57,11 @@ pub enum Command {
     /// Erase an address from every list and record; keep only a keyed hash so its suppression
     /// still holds (the database is rewritten without it at the next start)
     Forget { address: String },
+    /// DKIM keys (offline: writes a key file, needs no daemon)
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
+    /// Print every DNS record a sending domain needs and check what is published (needs no daemon)
+    Dns { domain: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +208,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Suppression(c) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(queue::suppression(c, &loaded.config.data_dir, cli.json)),
+        },
+        Command::Dkim(c) => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => dkim::run(c, &loaded.config, cli.json),
+        },
+        Command::Dns { domain } => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => dns::run(domain, &loaded.config, cli.json),
         },
     }
 }

@@ -65,6 +65,54 @@ fn parse_key(pem: &[u8]) -> Result<Key, String> {
         .map_err(|e| format!("not an RSA or Ed25519 key: {e}"))
 }
 
+/// The public half of a DKIM key, as its DNS record publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKey {
+    /// SubjectPublicKeyInfo DER (what `openssl rsa -pubout` and OpenDKIM publish).
+    Rsa(Vec<u8>),
+    /// The raw 32-byte key (RFC 8463 §4.2).
+    Ed25519(Vec<u8>),
+}
+
+/// The public key of a PEM private key, parsed exactly as [`Signers::load`] parses it: a key
+/// this accepts is a key the daemon can sign with.
+pub fn public_key(pem: &[u8]) -> Result<PublicKey, String> {
+    Ok(match parse_key(pem)? {
+        Key::Rsa(k) => PublicKey::Rsa(rsa_spki(&k.public_key())),
+        Key::Ed25519(k) => PublicKey::Ed25519(k.public_key()),
+    })
+}
+
+/// Wraps a PKCS#1 `RSAPublicKey` in a SubjectPublicKeyInfo with the rsaEncryption algorithm.
+fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
+    fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = content.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else {
+            let bytes: Vec<u8> = len
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    // SEQUENCE { OID 1.2.840.113549.1.1.1, NULL }
+    const ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bits = vec![0u8];
+    bits.extend_from_slice(pkcs1);
+    let mut body = ALGORITHM.to_vec();
+    body.extend(der(0x03, &bits));
+    der(0x30, &body)
+}
+
 impl Signers {
     pub fn load(config: &Config) -> Result<Signers, DkimError> {
         let mut keys = HashMap::new();
@@ -110,5 +158,28 @@ impl Signers {
             Signer::Ed25519(s) => s.sign(message),
         };
         Some(signature.map(|s| s.to_header()).map_err(|e| e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn public_keys_match_what_rcgen_derives() {
+        let rsa = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        assert_eq!(
+            public_key(rsa.serialize_pem().as_bytes()).unwrap(),
+            PublicKey::Rsa(rsa.public_key_der())
+        );
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        assert_eq!(
+            public_key(ed.serialize_pem().as_bytes()).unwrap(),
+            PublicKey::Ed25519(ed.public_key_raw().to_vec())
+        );
+        assert!(
+            public_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err()
+        );
     }
 }

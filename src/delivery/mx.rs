@@ -3,12 +3,12 @@
 //! hickory-resolver, which caches by TTL. The lookup sits behind [`Lookup`] so the rest of
 //! delivery does not depend on DNS.
 
-use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
+use hickory_resolver::{ResolverBuilder, TokioResolver};
 use std::net::{IpAddr, SocketAddr};
 
 /// The answer for one destination domain.
@@ -39,34 +39,42 @@ pub struct Resolver {
 #[error("cannot set up the DNS resolver: {0}")]
 pub struct ResolverError(String);
 
+/// A resolver builder for `servers` (`ip:port`, UDP then TCP), or the system configuration
+/// (resolv.conf) when `servers` is empty. Shared with `herald dns`.
+pub fn resolver_builder(
+    servers: &[SocketAddr],
+) -> Result<ResolverBuilder<TokioRuntimeProvider>, ResolverError> {
+    let provider = TokioRuntimeProvider::default();
+    if servers.is_empty() {
+        return TokioResolver::builder(provider).map_err(|e| ResolverError(e.to_string()));
+    }
+    let name_servers = servers
+        .iter()
+        .map(|s| {
+            let mut ns = NameServerConfig::udp_and_tcp(s.ip());
+            ns.connections = [ProtocolConfig::Udp, ProtocolConfig::Tcp]
+                .into_iter()
+                .map(|protocol| {
+                    let mut c = ConnectionConfig::new(protocol);
+                    c.port = s.port();
+                    c
+                })
+                .collect();
+            ns
+        })
+        .collect();
+    Ok(TokioResolver::builder_with_config(
+        ResolverConfig::from_name_servers(name_servers),
+        provider,
+    ))
+}
+
 impl Resolver {
     /// `servers` empty: the system configuration (resolv.conf).
     pub fn new(servers: &[SocketAddr], port: u16) -> Result<Resolver, ResolverError> {
-        let provider = TokioRuntimeProvider::default();
-        let builder = if servers.is_empty() {
-            TokioResolver::builder(provider).map_err(|e| ResolverError(e.to_string()))?
-        } else {
-            let name_servers = servers
-                .iter()
-                .map(|s| {
-                    let mut ns = NameServerConfig::udp_and_tcp(s.ip());
-                    ns.connections = [ProtocolConfig::Udp, ProtocolConfig::Tcp]
-                        .into_iter()
-                        .map(|protocol| {
-                            let mut c = ConnectionConfig::new(protocol);
-                            c.port = s.port();
-                            c
-                        })
-                        .collect();
-                    ns
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(name_servers),
-                provider,
-            )
-        };
-        let dns = builder.build().map_err(|e| ResolverError(e.to_string()))?;
+        let dns = resolver_builder(servers)?
+            .build()
+            .map_err(|e| ResolverError(e.to_string()))?;
         Ok(Resolver { dns, port })
     }
 
