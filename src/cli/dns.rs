@@ -170,20 +170,9 @@ async fn check(
     servers: &[SocketAddr],
     hostname: &str,
 ) -> (Vec<Checked>, Option<String>) {
-    let mut error = None;
-    let resolver = match mx::resolver_builder(servers) {
-        Ok(mut builder) => {
-            builder.options_mut().timeout = LOOKUP_TIMEOUT;
-            builder.options_mut().attempts = 1;
-            builder
-                .build()
-                .map_err(|e| error = Some(e.to_string()))
-                .ok()
-        }
-        Err(e) => {
-            error = Some(e.to_string());
-            None
-        }
+    let (resolver, mut error) = match resolver(servers) {
+        Ok(r) => (Some(r), None),
+        Err(e) => (None, Some(e)),
     };
     let mut out = Vec::with_capacity(records.len());
     for record in records {
@@ -207,6 +196,14 @@ async fn check(
         });
     }
     (out, error)
+}
+
+/// A resolver that gives up on a lookup after [`LOOKUP_TIMEOUT`], without retries.
+fn resolver(servers: &[SocketAddr]) -> Result<TokioResolver, String> {
+    let mut builder = mx::resolver_builder(servers).map_err(|e| e.to_string())?;
+    builder.options_mut().timeout = LOOKUP_TIMEOUT;
+    builder.options_mut().attempts = 1;
+    builder.build().map_err(|e| e.to_string())
 }
 
 /// The published rdata at the record's name and type (MX `pref host.`, TXT strings joined);
