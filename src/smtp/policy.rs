@@ -121,12 +121,14 @@ fn patterns(policy: &CompiledPolicy, subjects: &[&str], parts: &[&MessagePart]) 
         if !set.is_match(hay) {
             continue;
         }
-        let index = set.matches(hay).iter().next()?;
-        let reason = policy.reasons.get(index)?.clone();
-        return Some(Verdict::Deny {
-            rule: Rule::Pattern { index },
-            reason,
-        });
+        // The lowest index is the first rule in file order.
+        let first = set.matches(hay).iter().next();
+        if let Some((index, reason)) = first.and_then(|i| Some((i, policy.reasons.get(i)?))) {
+            return Some(Verdict::Deny {
+                rule: Rule::Pattern { index },
+                reason: reason.clone(),
+            });
+        }
     }
     None
 }
