@@ -59,7 +59,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     let (cert, key) = tls::cert_paths(&config)?;
     let acceptor = tls::acceptor(&cert, &key)?;
     let (settings_tx, settings_rx) =
-        watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())));
+        watch::channel(Arc::new(Settings::new(config.clone(), dev_user.clone())?));
     let signers = Signers::load(&config)?;
     let dns: Vec<SocketAddr> = config
         .delivery
@@ -119,6 +119,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         conns: ConnLimiter::default(),
         draining: CancellationToken::new(),
         stop_now: CancellationToken::new(),
+        counters: smtp::Counters::default(),
     });
     let tracker = TaskTracker::new();
     let l = &config.listen;
@@ -250,22 +251,22 @@ fn reload(
         .map_err(|e| e.to_string())
         .and_then(|loaded| {
             let signers = Signers::load(&loaded.config).map_err(|e| e.to_string())?;
-            Ok((loaded, signers))
-        });
-    match loaded {
-        Ok((loaded, signers)) => {
-            delivery.set_signers(signers);
-            let old = settings.borrow().config.listen.clone();
-            if serde_json::to_string(&old).ok() != serde_json::to_string(&loaded.config.listen).ok()
-            {
-                tracing::warn!("listen addresses changed: they take effect after a restart");
-            }
             let dev_user = if loaded.config.users.is_empty() {
                 dev_user
             } else {
                 None
             };
-            settings.send_replace(Arc::new(Settings::new(loaded.config, dev_user)));
+            let new = Settings::new(loaded.config, dev_user).map_err(|e| e.to_string())?;
+            Ok((new, signers))
+        });
+    match loaded {
+        Ok((new, signers)) => {
+            delivery.set_signers(signers);
+            let old = settings.borrow().config.listen.clone();
+            if serde_json::to_string(&old).ok() != serde_json::to_string(&new.config.listen).ok() {
+                tracing::warn!("listen addresses changed: they take effect after a restart");
+            }
+            settings.send_replace(Arc::new(new));
             tracing::info!("configuration reloaded");
             announce("reloaded");
         }

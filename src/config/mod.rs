@@ -2,11 +2,13 @@
 //! structs, and validation whose errors name the file, the key and the reason.
 
 mod human;
+mod policy;
 mod settings;
 mod types;
 mod validate;
 
 pub use human::{ByteSize, HumanDuration, Rate, parse_duration, parse_rate, parse_size};
+pub use policy::CompiledPolicy;
 pub use settings::{Settings, sender_allowed};
 pub use types::*;
 

@@ -1,7 +1,8 @@
 //! [`Settings`]: the loaded config plus what is derived from it once per load or reload
-//! (the effective user list, this host's own domains). Swapped atomically on SIGHUP.
+//! (the effective user list, this host's own domains, the compiled content policy). Swapped
+//! atomically on SIGHUP.
 
-use super::{Config, ListKind, User};
+use super::{CompiledPolicy, Config, ConfigError, ListKind, User};
 use std::collections::HashSet;
 
 #[derive(Debug, Clone)]
@@ -13,13 +14,23 @@ pub struct Settings {
     pub own_domains: HashSet<String>,
     /// Lower-cased addresses of discussion lists (accepted on the inbound listener).
     pub discussion_lists: HashSet<String>,
+    /// `policy` compiled once per load (regexes, attachment types).
+    pub policy: CompiledPolicy,
 }
 
 /// Local parts reserved on bounce domains (besides `b+TOKEN` and `u+TOKEN`).
 const RESERVED_LOCALS: [&str; 2] = ["postmaster", "fbl"];
 
 impl Settings {
-    pub fn new(config: Config, dev_user: Option<User>) -> Settings {
+    /// Derives the settings from a loaded config. It fails only for a config that did not go
+    /// through [`super::load`]'s validation (which compiles the policy the same way).
+    pub fn new(config: Config, dev_user: Option<User>) -> Result<Settings, ConfigError> {
+        let policy =
+            CompiledPolicy::compile(&config.policy).map_err(|(key, reason)| ConfigError {
+                source_name: "configuration".into(),
+                key,
+                reason,
+            })?;
         let mut own_domains: HashSet<String> = config
             .domains
             .values()
@@ -35,12 +46,13 @@ impl Settings {
             .collect();
         let mut users = config.users.clone();
         users.extend(dev_user);
-        Settings {
+        Ok(Settings {
             config,
             users,
             own_domains,
             discussion_lists,
-        }
+            policy,
+        })
     }
 
     pub fn user(&self, name: &str) -> Option<&User> {
@@ -114,7 +126,7 @@ mod tests {
                 ..Domain::default()
             },
         );
-        Settings::new(config, None)
+        Settings::new(config, None).unwrap()
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     validate_users(config)?;
     validate_limits(config)?;
     validate_delivery(config)?;
+    super::CompiledPolicy::compile(&config.policy)?;
     for (i, list) in config.lists.iter().enumerate() {
         let ok = !list.id.is_empty()
             && list

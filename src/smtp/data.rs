@@ -1,7 +1,9 @@
 //! DATA and BDAT: when content may start, and what happens to it at the end — smuggling and
-//! size checks, trace and RFC 6409 repairs, and the durable store insert before `250`.
+//! size checks, the content policy on submission, trace and RFC 6409 repairs, and the durable
+//! store insert before `250`.
 
 use super::body::{ChunkReceiver, Received};
+use super::policy::{self, Verdict};
 use super::repair::{self, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
@@ -9,6 +11,8 @@ use super::{Context, Role, listpost, returns};
 use crate::config::Settings;
 use crate::logging::redact;
 use crate::store::{NewMessage, Origin};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub fn data(st: &SessionState) -> Step {
     match &st.tx {
@@ -66,7 +70,7 @@ pub fn chunk_ack(st: &SessionState, size: u64) -> Reply {
 }
 
 /// Ends a transaction whose content has been read completely.
-pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) -> Reply {
+pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received) -> Reply {
     let Some(tx) = st.tx.take() else {
         return common::bad_sequence("Need MAIL command first");
     };
@@ -85,6 +89,14 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
         return size_error();
     }
     let settings = ctx.settings();
+    if st.role.is_submission() {
+        let list_post = tx.list.is_some();
+        let checked = content_policy(ctx, st, &settings, &tx.sender, received.body, list_post);
+        received.body = match checked.await {
+            Ok(body) => body,
+            Err(reply) => return reply,
+        };
+    }
     let config = &settings.config;
     let id = ctx.store.allocate_id();
     let now = crate::store::now_secs();
@@ -176,4 +188,38 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, received: Received) ->
             common::local_error()
         }
     }
+}
+
+/// The content policy on a submitted message (DESIGN §7), before anything is stored. Parsing
+/// and matching run on a blocking thread (up to `limits.max_message_size` of MIME); the body
+/// comes back unchanged when the message may go on.
+async fn content_policy(
+    ctx: &Context,
+    st: &SessionState,
+    settings: &Arc<Settings>,
+    sender: &str,
+    body: Vec<u8>,
+    list_post: bool,
+) -> Result<Vec<u8>, Reply> {
+    let s = Arc::clone(settings);
+    let checked = tokio::task::spawn_blocking(move || {
+        let verdict = policy::check(&body, &s.policy, list_post);
+        (body, verdict)
+    })
+    .await;
+    let (body, verdict) = checked.map_err(|e| {
+        tracing::error!(error = %e, "content policy check failed");
+        common::local_error()
+    })?;
+    let Verdict::Deny { rule, reason } = verdict else {
+        return Ok(body);
+    };
+    // metrics: policy rejection
+    ctx.counters.rejected_policy.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(
+        role = st.role.name(), client = %st.peer.ip(), user = st.user.as_deref().unwrap_or("-"),
+        from = %redact(sender, settings.config.privacy.log_addresses), rule = rule.kind(),
+        detail = %rule, reason = %reason, "refused by content policy"
+    );
+    Err(Reply::new(550, "5.7.1", reason))
 }

@@ -14,6 +14,7 @@ mod limits;
 mod listener;
 mod listpost;
 mod mail;
+pub mod policy;
 mod rcpt;
 pub mod repair;
 pub mod reply;
@@ -28,6 +29,7 @@ pub use listener::serve;
 use crate::config::Settings;
 use crate::store::Store;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +76,15 @@ pub struct Context {
     pub draining: CancellationToken,
     /// Cancelled when the grace period is over: close everything.
     pub stop_now: CancellationToken,
+    /// What the SMTP side counts, for whoever exposes metrics.
+    pub counters: Counters,
+}
+
+/// Counters kept by the sessions (aggregate only; no addresses).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Submissions refused by the content policy (`550 5.7.1`).
+    pub rejected_policy: AtomicU64,
 }
 
 impl Context {
