@@ -27,6 +27,12 @@ pub struct CompiledPolicy {
 pub type PolicyProblem = (String, String);
 
 impl CompiledPolicy {
+    /// Whether any rule looks past the headers (patterns or attachment types). Without one,
+    /// only the header section is parsed.
+    pub fn reads_content(&self) -> bool {
+        self.patterns.is_some() || !self.extensions.is_empty() || !self.mime_types.is_empty()
+    }
+
     /// Compiles `policy`; the first problem found is returned with its key.
     pub fn compile(policy: &Policy) -> Result<CompiledPolicy, PolicyProblem> {
         let mut reasons = Vec::with_capacity(policy.deny.len());

@@ -190,9 +190,9 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     }
 }
 
-/// The content policy on a submitted message (DESIGN §7), before anything is stored. Parsing
-/// and matching run on a blocking thread (up to `limits.max_message_size` of MIME); the body
-/// comes back unchanged when the message may go on.
+/// The content policy on a submitted message (DESIGN §7), before anything is stored. With
+/// patterns or attachment rules, parsing and matching run on a blocking thread (up to
+/// `limits.max_message_size` of MIME); the body comes back unchanged when it may go on.
 async fn content_policy(
     ctx: &Context,
     st: &SessionState,
@@ -201,16 +201,22 @@ async fn content_policy(
     body: Vec<u8>,
     list_post: bool,
 ) -> Result<Vec<u8>, Reply> {
-    let s = Arc::clone(settings);
-    let checked = tokio::task::spawn_blocking(move || {
-        let verdict = policy::check(&body, &s.policy, list_post);
+    let (body, verdict) = if settings.policy.reads_content() {
+        let s = Arc::clone(settings);
+        let checked = tokio::task::spawn_blocking(move || {
+            let verdict = policy::check(&body, &s.policy, list_post);
+            (body, verdict)
+        })
+        .await;
+        checked.map_err(|e| {
+            tracing::error!(error = %e, "content policy check failed");
+            common::local_error()
+        })?
+    } else {
+        // Only the header section is read: cheap enough for the session's own thread.
+        let verdict = policy::check(&body, &settings.policy, list_post);
         (body, verdict)
-    })
-    .await;
-    let (body, verdict) = checked.map_err(|e| {
-        tracing::error!(error = %e, "content policy check failed");
-        common::local_error()
-    })?;
+    };
     let Verdict::Deny { rule, reason } = verdict else {
         return Ok(body);
     };

@@ -62,6 +62,14 @@ impl fmt::Display for Rule {
 /// Checks one submitted message. `list_post`: the message goes to a Herald list, which adds
 /// its own `List-Unsubscribe` to every copy, so the unsubscribe rule does not apply.
 pub fn check(message: &[u8], policy: &CompiledPolicy, list_post: bool) -> Verdict {
+    if !policy.reads_content() && list_post {
+        return Verdict::Accept;
+    }
+    let message = if policy.reads_content() {
+        message
+    } else {
+        header_section(message)
+    };
     let parser = MessageParser::new()
         .with_mime_headers()
         .header_text(HeaderName::Subject);
@@ -84,6 +92,14 @@ pub fn check(message: &[u8], policy: &CompiledPolicy, list_post: bool) -> Verdic
         };
     }
     Verdict::Accept
+}
+
+/// The header section and the blank line after it (all of `message` if it has no body).
+fn header_section(message: &[u8]) -> &[u8] {
+    match memchr::memmem::find(message, b"\r\n\r\n") {
+        Some(end) => &message[..end + 4],
+        None => message,
+    }
 }
 
 /// Every part of `msg` and of the messages attached to it (down to [`MAX_DEPTH`]), and their

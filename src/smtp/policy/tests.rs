@@ -247,7 +247,22 @@ fn bulk_without_unsubscribe() {
     ];
     for (m, want) in table {
         assert_eq!(verdict(&m), want, "{m}");
+        // With no pattern or attachment rule only the header section is parsed: same verdicts.
+        let headers_only = match check(m.as_bytes(), &CompiledPolicy::default(), false) {
+            Verdict::Accept => None,
+            Verdict::Deny { rule, .. } => Some(rule),
+        };
+        assert_eq!(headers_only, want, "{m}");
     }
+    // A body line that looks like a header is not one.
+    let m = msg("Precedence: bulk\r\n", "List-Unsubscribe: <mailto:u@x.org>");
+    assert_eq!(verdict(&m), no);
+    let none = CompiledPolicy::default();
+    assert!(!none.reads_content());
+    assert!(matches!(
+        check(m.as_bytes(), &none, false),
+        Verdict::Deny { .. }
+    ));
     // A list post gets Herald's own List-Unsubscribe: not refused for lacking one.
     let post = msg("Herald-Category: marketing\r\n", "x");
     assert_eq!(check(post.as_bytes(), &compiled(), true), Verdict::Accept);
