@@ -7,6 +7,7 @@
 use crate::config::{self, Config, Settings};
 use crate::delivery::dkim::Signers;
 use crate::delivery::mx::Resolver;
+use crate::metrics::Metrics;
 use crate::queue::{self, DeliveryContext};
 use crate::smtp::{self, AuthThrottle, ConnLimiter, Role};
 use crate::store::Store;
@@ -71,6 +72,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     let delivery_stop = CancellationToken::new();
     let list_key = store.secret("lists")?;
     let verp_key = store.secret("verp")?;
+    let metrics = Arc::new(Metrics::default());
     let delivery = DeliveryContext::new(
         store.clone(),
         settings_rx.clone(),
@@ -78,6 +80,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         signers,
         verp_key,
         list_key,
+        metrics.clone(),
         delivery_stop.clone(),
     );
     let (arrivals, arrivals_rx) = delivery.arrivals();
@@ -119,7 +122,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         conns: ConnLimiter::default(),
         draining: CancellationToken::new(),
         stop_now: CancellationToken::new(),
-        counters: smtp::Counters::default(),
+        metrics: metrics.clone(),
     });
     let tracker = TaskTracker::new();
     let l = &config.listen;
@@ -145,6 +148,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         store.clone(),
         ctx.settings.clone(),
         list_key,
+        metrics.clone(),
         Box::new({
             let arrivals = arrivals.clone();
             move |id| arrivals.notify(id)
@@ -169,6 +173,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         arrivals: arrivals.clone(),
         settings: ctx.settings.clone(),
         list_key,
+        metrics: metrics.clone(),
     });
     aux.spawn(admin::serve(
         admin_listener,

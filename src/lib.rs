@@ -14,6 +14,7 @@ pub mod devuser;
 pub mod http;
 pub mod lists;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod queue;
 pub mod smtp;

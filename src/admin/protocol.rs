@@ -51,6 +51,8 @@ pub enum Request {
     Forget {
         address: String,
     },
+    /// The aggregate counters (`herald stats`).
+    Stats,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -35,6 +35,7 @@ pub struct AdminContext {
     pub settings: watch::Receiver<Arc<Settings>>,
     /// HMAC key of list member tokens (invitations).
     pub list_key: [u8; 32],
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AdminContext {
@@ -88,6 +89,18 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
     let (store, arrivals) = (&ctx.store, &ctx.arrivals);
     match req {
         Request::ListLs => lists::ls(ctx),
+        Request::Stats => {
+            let (metrics, store, settings) = (ctx.metrics.clone(), store.clone(), ctx.settings());
+            let snapshot = tokio::task::spawn_blocking(move || {
+                crate::metrics::current(&metrics, &store, &settings)
+            })
+            .await;
+            match snapshot {
+                Ok(Ok(s)) => Response::ok(json!(s)),
+                Ok(Err(e)) => Response::err(e.to_string()),
+                Err(e) => Response::err(e.to_string()),
+            }
+        }
         Request::ListMembers { list, status } => lists::members(ctx, &list, status.as_deref()),
         Request::ListAdd {
             list,

@@ -10,3 +10,16 @@ pub mod inbound;
 pub mod notify;
 pub mod parse;
 pub mod policy;
+
+use crate::metrics::Metrics;
+use parse::Class;
+
+/// Counts a classified failure or report: hard and soft bounces, complaints.
+pub fn count(metrics: &Metrics, class: Class) {
+    match class {
+        Class::Hard => metrics.bounce(true),
+        Class::Soft => metrics.bounce(false),
+        Class::Complaint => metrics.complaint(),
+        Class::AutoReply | Class::Unknown => {}
+    }
+}

@@ -6,6 +6,7 @@ mod dkim;
 mod dns;
 mod lists;
 mod queue;
+mod stats;
 
 use crate::config;
 use crate::logging::{self, LogFormat};
@@ -62,6 +63,9 @@ pub enum Command {
     Dkim(dkim::DkimCommand),
     /// Print every DNS record a sending domain needs and check what is published (needs no daemon)
     Dns { domain: String },
+    /// Aggregate counters: accepted, rejected, delivered, deferred, bounced, complaints,
+    /// unsubscribes, queue size (through the running daemon)
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +216,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dkim(c) => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => dkim::run(c, &loaded.config, cli.json),
+        },
+        Command::Stats => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(stats::run(&loaded.config.data_dir, cli.json)),
         },
         Command::Dns { domain } => match load_config(&cli) {
             Err(code) => code,

@@ -80,6 +80,11 @@ impl Limiters {
         *self = Limiters::new(rates, burst, cooldown);
     }
 
+    /// Whether `domain` has its own configured rate.
+    pub fn configured(&self, domain: &str) -> bool {
+        self.overrides.contains_key(domain)
+    }
+
     pub fn rate_of(&self, domain: &str) -> Rate {
         self.overrides.get(domain).copied().unwrap_or(self.default)
     }

@@ -5,6 +5,7 @@
 pub mod form;
 pub mod pages;
 
+use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::lists::consent::{self, Signup};
 use crate::store::{MemberStatus, QueueId, Store};
@@ -31,6 +32,8 @@ pub struct Web {
     pub store: Store,
     pub settings: watch::Receiver<Arc<Settings>>,
     pub list_key: [u8; 32],
+    /// The daemon's aggregate counters (`/metrics`; unsubscribes counted here).
+    pub metrics: Arc<Metrics>,
     /// Told about each confirmation mail queued.
     pub on_queued: Box<dyn Fn(QueueId) + Send + Sync>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
@@ -42,6 +45,7 @@ impl Web {
         store: Store,
         settings: watch::Receiver<Arc<Settings>>,
         list_key: [u8; 32],
+        metrics: Arc<Metrics>,
         on_queued: Box<dyn Fn(QueueId) + Send + Sync>,
     ) -> Arc<Web> {
         // Sign-ups: 20 an hour per client address (burst 5), 3 an hour per mailbox.
@@ -53,6 +57,7 @@ impl Web {
             store,
             settings,
             list_key,
+            metrics,
             on_queued,
             per_ip: DefaultKeyedRateLimiter::keyed(per_hour(20, 5)),
             per_address: DefaultKeyedRateLimiter::keyed(per_hour(3, 2)),
@@ -67,6 +72,7 @@ impl Web {
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/subscribe/{list}", axum::routing::post(subscribe))
         .route("/confirm/{token}", get(confirm_page).post(confirm))
         .route(
@@ -108,6 +114,28 @@ fn not_found() -> Response {
             "This link is not valid. Nothing was changed.",
         ),
     )
+}
+
+/// `GET /metrics`: aggregate counters and gauges in Prometheus text (no addresses).
+async fn metrics(State(web): State<Arc<Web>>) -> Response {
+    let (store, settings, counters) = (web.store.clone(), web.settings(), web.metrics.clone());
+    // Counting the queue walks its trees: not on the runtime's threads.
+    let snapshot = tokio::task::spawn_blocking(move || {
+        crate::metrics::current(&counters, &store, &settings)
+    })
+    .await;
+    match snapshot {
+        Ok(Ok(s)) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::prometheus(&s),
+        )
+            .into_response(),
+        Ok(Err(e)) => failed(e),
+        Err(e) => failed(e),
+    }
 }
 
 fn failed(e: impl std::fmt::Display) -> Response {
@@ -260,7 +288,7 @@ async fn unsubscribe(
         );
     }
     let settings = web.settings();
-    match consent::unsubscribe(&web.store, &web.list_key, &token).await {
+    match consent::unsubscribe(&web.store, &web.list_key, &token, &web.metrics, false).await {
         Ok(Some(m)) => {
             tracing::info!(list = %m.list, member = m.id, via = "https", "unsubscribed");
             html(

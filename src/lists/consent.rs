@@ -3,6 +3,7 @@
 //! no mail is ever sent because of an unsubscribe). Every change is durable before these
 //! return, so the page or reply that follows tells the truth.
 
+use crate::metrics::Metrics;
 use super::token::{self, Kind};
 use crate::config::{List, Settings};
 use crate::store::{
@@ -161,20 +162,25 @@ pub fn unsubscribe_target(
 }
 
 /// Unsubscribes the member a token names; durable when it returns, idempotent, silent.
-/// `None`: unknown or forged token (nothing changed).
+/// `None`: unknown or forged token (nothing changed). A change is counted in `metrics`,
+/// as over HTTP or (`by_mail`) through `u+TOKEN@`.
 pub async fn unsubscribe(
     store: &Store,
     key: &[u8; 32],
     token: &str,
+    metrics: &Metrics,
+    by_mail: bool,
 ) -> Result<Option<MemberRecord>, StoreError> {
     let Some(member) = unsubscribe_target(store, key, token)? else {
         return Ok(None);
     };
     match member.status {
         MemberStatus::Confirmed | MemberStatus::Pending => {
-            store
+            let done = store
                 .set_member_status(member.id, MemberStatus::Unsubscribed)
-                .await
+                .await?;
+            metrics.unsubscribe(by_mail);
+            Ok(done)
         }
         _ => Ok(Some(member)),
     }

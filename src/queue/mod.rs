@@ -10,6 +10,7 @@ mod worker;
 
 pub use scheduler::run;
 
+use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::delivery::dkim::Signers;
 use crate::delivery::mx::Resolver;
@@ -32,6 +33,8 @@ pub struct DeliveryContext {
     pub verp_key: [u8; 32],
     /// HMAC key of list member tokens (List-Unsubscribe).
     pub list_key: [u8; 32],
+    /// The daemon's aggregate counters.
+    pub metrics: Arc<Metrics>,
     pub stop: CancellationToken,
     wake: Notify,
     rescan: AtomicBool,
@@ -67,6 +70,7 @@ impl DeliveryContext {
         signers: Signers,
         verp_key: [u8; 32],
         list_key: [u8; 32],
+        metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(DeliveryContext {
@@ -76,6 +80,7 @@ impl DeliveryContext {
             signers: RwLock::new(signers),
             verp_key,
             list_key,
+            metrics,
             stop,
             wake: Notify::new(),
             rescan: AtomicBool::new(true),

@@ -9,6 +9,7 @@ use crate::bounce::notify::{self, Dsn, Failed};
 use crate::bounce::{classify, policy};
 use crate::config::Settings;
 use crate::delivery::Outcome;
+use crate::metrics::Attempt;
 use crate::store::{
     AttemptResult, DeliveryRecord, MessageRecord, NewMessage, NewRecipient, Origin, QueueId,
 };
@@ -98,11 +99,17 @@ pub async fn apply(
         tracing::error!(queue_id = %msg.id, error = %e, "could not record delivery attempt");
         return;
     }
+    ctx.metrics.attempt(match result {
+        AttemptResult::Delivered { .. } => Attempt::Delivered,
+        AttemptResult::Deferred { .. } => Attempt::Deferred,
+        AttemptResult::Failed { .. } => Attempt::Failed,
+    });
     let Some((status, reply)) = failure.filter(|_| remote) else {
         return;
     };
     // A remote refusal or expiry goes through the bounce classifier like a returned DSN.
     let (class, reason) = classify::classify(Some(&status), &reply);
+    crate::bounce::count(&ctx.metrics, class);
     let detail = format!("{status} {reason}");
     match policy::apply(
         &ctx.store,

@@ -73,9 +73,9 @@ pub async fn run(
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
             Some(ev) = ev_rx.recv() => {
-                st.on_event(ev);
+                st.on_event(ev, &ctx.metrics);
                 while let Ok(ev) = ev_rx.try_recv() {
-                    st.on_event(ev);
+                    st.on_event(ev, &ctx.metrics);
                 }
             }
             Some(id) = arrivals.recv() => {
@@ -307,7 +307,7 @@ impl State {
         }
     }
 
-    fn on_event(&mut self, ev: Event) {
+    fn on_event(&mut self, ev: Event, metrics: &crate::metrics::Metrics) {
         match ev {
             Event::Done {
                 domain,
@@ -332,6 +332,10 @@ impl State {
                     self.limiters.throttled(&domain);
                 } else if delivered {
                     self.limiters.succeeded(&domain);
+                }
+                if self.limiters.configured(&domain) {
+                    let halvings = self.limiters.slowdown(&domain);
+                    metrics.set_slowdown(&domain, halvings);
                 }
                 if let Some(at) = retry_at {
                     self.next_due = Some(self.next_due.map_or(at, |t| t.min(at)));

@@ -1,6 +1,7 @@
 //! AUTH PLAIN and LOGIN (RFC 4954), only after TLS and only on submission. Password checks run
 //! on blocking threads, a few at a time; failures are counted per client IP and throttled.
 
+use crate::metrics::Rejection;
 use super::Context;
 use super::reply::Reply;
 use super::state::SessionState;
@@ -74,6 +75,7 @@ pub fn start(st: &mut SessionState, mechanism: &str, initial: Option<String>) ->
 
 fn challenge(text: &str) -> Reply {
     Reply {
+        rejection: None,
         code: 334,
         status: "",
         lines: vec![B64.encode(text)],
@@ -185,5 +187,5 @@ pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password
         .auth_throttle
         .record_failure(ip, limits.auth_failure_window.0);
     tracing::warn!(client = %ip, failures = n, "authentication failed");
-    Reply::new(535, "5.7.8", "Authentication credentials invalid")
+    Reply::new(535, "5.7.8", "Authentication credentials invalid").counted(Rejection::Auth)
 }

@@ -10,9 +10,9 @@ use super::state::{Next, SessionState, Step};
 use super::{Context, Role, listpost, returns};
 use crate::config::Settings;
 use crate::logging::redact;
+use crate::metrics::Rejection;
 use crate::store::{NewMessage, Origin};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 pub fn data(st: &SessionState) -> Step {
     match &st.tx {
@@ -58,12 +58,17 @@ fn size_error() -> Reply {
         "5.3.4",
         "Message size exceeds fixed maximum message size",
     )
+    .counted(Rejection::Size)
 }
 
 /// Reply for a non-final BDAT chunk that has been read.
 pub fn chunk_ack(st: &SessionState, size: u64) -> Reply {
     match st.tx.as_ref().and_then(|t| t.chunk_error.clone()) {
-        Some(err) => err,
+        // Counted once, when the transaction ends.
+        Some(err) => Reply {
+            rejection: None,
+            ..err
+        },
         None if st.tx.is_none() => common::bad_sequence("Need MAIL command first"),
         None => Reply::new(250, "2.0.0", format!("{size} octets received")),
     }
@@ -83,7 +88,8 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             550,
             "5.6.0",
             "Message contains bare LF or CR; lines must end with CRLF",
-        );
+        )
+        .counted(Rejection::BareNewline);
     }
     if received.oversize {
         return size_error();
@@ -91,7 +97,7 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     let settings = ctx.settings();
     if st.role.is_submission() {
         let list_post = tx.list.is_some();
-        let checked = content_policy(ctx, st, &settings, &tx.sender, received.body, list_post);
+        let checked = content_policy(st, &settings, &tx.sender, received.body, list_post);
         received.body = match checked.await {
             Ok(body) => body,
             Err(reply) => return reply,
@@ -176,6 +182,7 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     match ctx.store.insert_message(id, msg).await {
         Ok(()) => {
             (ctx.on_queued)(id);
+            ctx.metrics.accepted(st.role == Role::Inbound);
             tracing::info!(
                 queue_id = %id, role = st.role.name(), client = %st.peer.ip(),
                 user = st.user.as_deref().unwrap_or("-"), from = %sender_shown,
@@ -194,7 +201,6 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
 /// patterns or attachment rules, parsing and matching run on a blocking thread (up to
 /// `limits.max_message_size` of MIME); the body comes back unchanged when it may go on.
 async fn content_policy(
-    ctx: &Context,
     st: &SessionState,
     settings: &Arc<Settings>,
     sender: &str,
@@ -220,12 +226,10 @@ async fn content_policy(
     let Verdict::Deny { rule, reason } = verdict else {
         return Ok(body);
     };
-    // metrics: policy rejection
-    ctx.counters.rejected_policy.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
         role = st.role.name(), client = %st.peer.ip(), user = st.user.as_deref().unwrap_or("-"),
         from = %redact(sender, settings.config.privacy.log_addresses), rule = rule.kind(),
         detail = %rule, reason = %reason, "refused by content policy"
     );
-    Err(Reply::new(550, "5.7.1", reason))
+    Err(Reply::new(550, "5.7.1", reason).counted(Rejection::Policy))
 }

@@ -2,6 +2,7 @@
 //! `Herald-Category` header asks for (end of DATA), and `u+TOKEN@` unsubscribe mail on the
 //! inbound listener, fulfilled before the `250` and never queued.
 
+use crate::metrics::Rejection;
 use super::Context;
 use super::reply::Reply;
 use super::state::SessionState;
@@ -38,7 +39,8 @@ pub fn may_post(st: &SessionState, store: &Store, list: &List, sender: &str) -> 
             550,
             "5.7.1",
             format!("You may not post to {}", list.address),
-        ))
+        )
+        .counted(Rejection::ListPost))
     }
 }
 
@@ -101,7 +103,7 @@ pub async fn unsubscribe_recipients(
             rest.push(r);
             continue;
         };
-        match consent::unsubscribe(&ctx.store, &ctx.list_key, &token).await {
+        match consent::unsubscribe(&ctx.store, &ctx.list_key, &token, &ctx.metrics, true).await {
             Ok(Some(m)) => {
                 tracing::info!(list = %m.list, member = m.id, via = "mailto", "unsubscribed")
             }

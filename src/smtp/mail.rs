@@ -1,6 +1,7 @@
 //! MAIL FROM: who may start a transaction, sender binding, and the ESMTP parameters
 //! (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH).
 
+use crate::metrics::Rejection;
 use super::address::{Mailbox, decode_xtext};
 use super::reply::{Reply, common};
 use super::state::{SessionState, Transaction};
@@ -48,7 +49,8 @@ pub fn mail(
                 553,
                 "5.7.1",
                 format!("Sender address not allowed for user {name}"),
-            );
+            )
+            .counted(Rejection::Sender);
         }
     }
     let dsn = match check_params(st, settings, &params) {
@@ -84,7 +86,8 @@ fn check_params(
                         552,
                         "5.3.4",
                         "Message size exceeds fixed maximum message size",
-                    ));
+                    )
+                    .counted(Rejection::Size));
                 }
             }
             ("BODY", Some(v))

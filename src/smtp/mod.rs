@@ -27,9 +27,9 @@ pub use limits::{AuthThrottle, ConnLimiter};
 pub use listener::serve;
 
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::store::Store;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -76,15 +76,8 @@ pub struct Context {
     pub draining: CancellationToken,
     /// Cancelled when the grace period is over: close everything.
     pub stop_now: CancellationToken,
-    /// What the SMTP side counts, for whoever exposes metrics.
-    pub counters: Counters,
-}
-
-/// Counters kept by the sessions (aggregate only; no addresses).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Submissions refused by the content policy (`550 5.7.1`).
-    pub rejected_policy: AtomicU64,
+    /// The daemon's aggregate counters (`/metrics`, `herald stats`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {

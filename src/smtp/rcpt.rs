@@ -1,6 +1,7 @@
 //! RCPT TO: relay control (inbound accepts only this host's own addresses; submission relays
 //! only for authenticated or trusted clients), recipient limits, and NOTIFY/ORCPT.
 
+use crate::metrics::Rejection;
 use super::Role;
 use super::address::{Mailbox, decode_xtext};
 use super::listpost;
@@ -39,7 +40,7 @@ pub fn rcpt(
         }
     };
     if !allowed {
-        return Reply::new(550, "5.7.1", "Relaying denied");
+        return Reply::new(550, "5.7.1", "Relaying denied").counted(Rejection::Relay);
     }
     // A list address: on submission any list, on inbound the discussion lists (the only list
     // addresses that are this host's own).

@@ -1,5 +1,7 @@
 //! SMTP replies: a code, an enhanced status code (RFC 3463) and text. Only the session writes them.
 
+use crate::metrics::Rejection;
+
 /// One SMTP reply, possibly multi-line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -8,6 +10,8 @@ pub struct Reply {
     /// replies, where RFC 2034 §3 says it must not appear.
     pub status: &'static str,
     pub lines: Vec<String>,
+    /// A refusal the metrics count (`herald_rejected_total{reason}`), when the session sends it.
+    pub rejection: Option<Rejection>,
 }
 
 impl Reply {
@@ -16,7 +20,14 @@ impl Reply {
             code,
             status,
             lines: vec![text.into()],
+            rejection: None,
         }
+    }
+
+    /// The same reply, counted as a refusal of this kind when sent.
+    pub fn counted(mut self, why: Rejection) -> Self {
+        self.rejection = Some(why);
+        self
     }
 
     /// A reply without an enhanced status code (greeting, EHLO, HELO).
@@ -25,6 +36,7 @@ impl Reply {
             code,
             status: "",
             lines,
+            rejection: None,
         }
     }
 

@@ -32,6 +32,7 @@ pub async fn handle(
         match inbound::process(&ctx.store, &settings, &ctx.verp_key, raw, &t).await {
             Ok(done) => {
                 for (address, class, applied) in done {
+                    crate::bounce::count(&ctx.metrics, class);
                     let shown =
                         crate::logging::redact(&address, settings.config.privacy.log_addresses);
                     tracing::info!(to = %shown, ?class, ?applied, "returned mail processed");

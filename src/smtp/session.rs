@@ -167,6 +167,9 @@ impl Session {
     }
 
     fn send(&mut self, reply: &Reply) {
+        if let Some(why) = reply.rejection {
+            self.ctx.metrics.rejected(why);
+        }
         reply.write_to(&mut self.wbuf);
     }
 

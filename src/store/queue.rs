@@ -151,6 +151,20 @@ impl Store {
         self.inner.messages.len()
     }
 
+    /// Messages, deliveries, and the creation time of the oldest message (for metrics; each
+    /// count walks its tree).
+    pub fn queue_gauges(&self) -> Result<(u64, u64, Option<u64>), StoreError> {
+        let oldest = match self.inner.messages.first()? {
+            Some((_, v)) => Some(decode::<MessageRecord>("messages", &v)?.created),
+            None => None,
+        };
+        Ok((
+            self.inner.messages.len() as u64,
+            self.inner.deliveries.len() as u64,
+            oldest,
+        ))
+    }
+
     /// One message with its deliveries.
     pub fn get_message(&self, id: QueueId) -> Result<Option<QueueEntry>, StoreError> {
         let Some(v) = self.inner.messages.get(id.0.to_be_bytes())? else {
