@@ -169,6 +169,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         arrivals: arrivals.clone(),
         settings: ctx.settings.clone(),
         list_key,
+        data_dir: config.data_dir.clone(),
     });
     aux.spawn(admin::serve(
         admin_listener,

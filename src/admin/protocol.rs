@@ -51,6 +51,10 @@ pub enum Request {
     Forget {
         address: String,
     },
+    /// A consistent backup into `dir` (absolute; empty or absent).
+    Backup {
+        dir: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -61,6 +61,7 @@ pub(super) fn init_member_ids(db: &sled::Db) -> Result<(), StoreError> {
         .map_or(0, |(k, _)| be_u64(Some(&k)));
     let last = in_use.max(db.generate_id()?);
     meta.insert(LAST_MEMBER_ID, &last.to_be_bytes())?;
+    db.flush()?;
     Ok(())
 }
 
