@@ -32,31 +32,20 @@ kind = "announce"
 posters = ["alice@example.org"]
 "#;
 
-/// The base config without its `[tls]` table (the daemon generates a pair in data_dir),
-/// trusting loopback clients, relaying to `relay`.
-fn config(dir: &Path, data: &Path, relay: SocketAddr) -> String {
-    let text = base_config_top(
-        dir,
-        "trusted_networks = [\"127.0.0.0/8\"]",
-        &format!("[delivery]\nrelay = \"{relay}\"\nrate.default = \"6000/min\"\n{LIST}"),
-    );
-    let data_line = format!("data_dir = \"{}\"", data.display());
-    text.lines()
+/// The base config (data_dir `dir/data`) without its `[tls]` table, so the daemon generates a
+/// pair in data_dir; trusting loopback clients, relaying to `relay`.
+fn config(dir: &Path, relay: SocketAddr) -> String {
+    let delivery = format!("[delivery]\nrelay = \"{relay}\"\nrate.default = \"6000/min\"\n{LIST}");
+    base_config_top(dir, "trusted_networks = [\"127.0.0.0/8\"]", &delivery)
+        .lines()
         .filter(|l| !(l.starts_with("[tls]") || l.starts_with("cert =") || l.starts_with("key =")))
-        .map(|l| {
-            if l.starts_with("data_dir =") {
-                data_line.clone()
-            } else {
-                l.to_string()
-            }
-        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
 fn start(dir: tempfile::TempDir, relay: SocketAddr) -> Daemon {
     let path = dir.path().join("herald.toml");
-    std::fs::write(&path, config(dir.path(), &dir.path().join("data"), relay)).unwrap();
+    std::fs::write(&path, config(dir.path(), relay)).unwrap();
     Daemon::start_with(dir, path, String::new())
 }
 
@@ -98,37 +87,27 @@ async fn submit(addr: SocketAddr, to: &[&str], subject: &str) -> String {
     queued_id(&c.send_mail("alice@example.org", to, &body(subject)).await)
 }
 
+/// Runs a CLI command line (split at spaces) against `d` and requires success.
+fn run(d: &Daemon, line: &str) -> String {
+    ok(&d.cli(&line.split(' ').collect::<Vec<_>>()))
+}
+
 /// Members in every status, suppression in both scopes, direct mail and a list post.
 async fn populate(d: &Daemon) {
-    ok(&d.cli(&[
-        "list",
-        "add",
-        "news",
-        "m1@a.test",
-        "m2@a.test",
-        "m3@a.test",
-        "--consent",
-        "fair",
-    ]));
-    ok(&d.cli(&["list", "remove", "news", "m3@a.test"]));
-    ok(&d.cli(&["list", "invite", "news", "p1@a.test"]));
-    ok(&d.cli(&["suppression", "add", "s1@a.test"]));
-    ok(&d.cli(&[
-        "suppression",
-        "add",
-        "s2@a.test",
-        "--scope",
-        "marketing",
-        "--reason",
-        "asked",
-    ]));
+    run(
+        d,
+        "list add news m1@a.test m2@a.test m3@a.test --consent fair",
+    );
+    run(d, "list remove news m3@a.test");
+    run(d, "list invite news p1@a.test");
+    run(d, "suppression add s1@a.test");
+    run(
+        d,
+        "suppression add s2@a.test --scope marketing --reason asked",
+    );
     for i in 0..5 {
-        submit(
-            d.submission,
-            &[&format!("r{i}@b.test"), &format!("q{i}@c.test")],
-            &format!("pre {i}"),
-        )
-        .await;
+        let to = [format!("r{i}@b.test"), format!("q{i}@c.test")];
+        submit(d.submission, &[&to[0], &to[1]], &format!("pre {i}")).await;
     }
     submit(d.submission, &["news@example.org"], "list post").await;
     // Bulk, so the snapshot's copy takes long enough for submissions to meet it.
@@ -163,14 +142,10 @@ fn settled(d: &Daemon, messages: usize) -> bool {
         })
 }
 
-#[derive(Default)]
-struct Acks {
-    /// Queue id and when the `250` arrived.
-    ids: Mutex<Vec<(String, Instant)>>,
-    errors: Mutex<Vec<String>>,
-}
+/// Queue ids and when their `250` arrived.
+type Acks = Mutex<Vec<(String, Instant)>>;
 
-/// Submits two-recipient messages over one connection until `stop`.
+/// Submits two-recipient messages over one connection until `stop`; every one must be taken.
 async fn submitter(
     addr: SocketAddr,
     n: usize,
@@ -180,27 +155,17 @@ async fn submitter(
 ) {
     let mut c = Client::connect(addr).await;
     c.ehlo().await;
-    let mut i = 0;
-    while !stop.load(Ordering::Relaxed) {
-        let to = [format!("w{n}m{i}@d.test"), format!("w{n}m{i}@e.test")];
-        let r = c
-            .send_mail(
-                "alice@example.org",
-                &[&to[0], &to[1]],
-                &body(&format!("load {n} {i}")),
-            )
-            .await;
-        if r.has(250, "2.0.0") {
-            acks.ids
-                .lock()
-                .unwrap()
-                .push((queued_id(&r), Instant::now()));
-            count.send_modify(|k| *k += 1);
-        } else {
-            acks.errors.lock().unwrap().push(format!("{r:?}"));
-            return;
+    for i in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
-        i += 1;
+        let to = [format!("w{n}m{i}@d.test"), format!("w{n}m{i}@e.test")];
+        let text = body(&format!("load {n} {i}"));
+        let r = c
+            .send_mail("alice@example.org", &[&to[0], &to[1]], &text)
+            .await;
+        acks.lock().unwrap().push((queued_id(&r), Instant::now()));
+        count.send_modify(|k| *k += 1);
     }
 }
 
@@ -209,6 +174,122 @@ fn by_id(queue: &[Value]) -> HashMap<String, Value> {
         .iter()
         .map(|m| (m["id"].as_str().unwrap().to_string(), m.clone()))
         .collect()
+}
+
+/// Runs `herald ARGS --config CONFIG`.
+fn herald(args: &[&str], config: &Path) -> std::process::Output {
+    std::process::Command::new(herald_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("HERALD_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// What the original held before the load began (its queue stands still: all deferred).
+struct Before {
+    queue: Vec<Value>,
+    members: Value,
+    suppressed: Value,
+}
+
+/// Acknowledged queue ids, and when `herald backup` started and returned.
+struct Load {
+    acked: Vec<(String, Instant)>,
+    t0: Instant,
+    t1: Instant,
+}
+
+/// Submitters run before, during and after `herald backup DIR`.
+async fn backup_under_load(d: &Daemon, dir: &Path) -> Load {
+    let (acks, stop) = (Arc::new(Acks::default()), Arc::new(AtomicBool::new(false)));
+    let (count_tx, mut count) = watch::channel(0usize);
+    let mut tasks = Vec::new();
+    for n in 0..SUBMITTERS {
+        let (acks, tx, stop) = (acks.clone(), count_tx.clone(), stop.clone());
+        tasks.push(tokio::spawn(submitter(d.submission, n, acks, tx, stop)));
+    }
+    count.wait_for(|&k| k >= 30).await.unwrap();
+    let (dir, config) = (dir.display().to_string(), d.config_path.clone());
+    let t0 = Instant::now();
+    let out = tokio::task::spawn_blocking(move || herald(&["backup", &dir], &config))
+        .await
+        .unwrap();
+    let t1 = Instant::now();
+    let reached = *count.borrow();
+    count.wait_for(|&k| k >= reached + 30).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(ok(&out).contains("backup written to"), "{}", text(&out));
+    let acked = acks.lock().unwrap().clone();
+    let during = acked.iter().filter(|(_, at)| *at > t0 && *at < t1).count();
+    eprintln!(
+        "backup took {:?} under load; {} messages acknowledged in all, {during} while it ran",
+        t1 - t0,
+        acked.len()
+    );
+    assert!(during >= 1, "submissions went on while the backup ran");
+    Load { acked, t0, t1 }
+}
+
+/// The restored daemon holds what the original held: the same lists and suppression, every
+/// message queued before the load unchanged, every message acknowledged before the backup
+/// began, none acknowledged after it ended, and each message whole (recipients and body).
+fn check_restored(d: &Daemon, before: &Before, load: &Load) -> HashMap<String, Value> {
+    assert_eq!(json(d, &["list", "members", "news"]), before.members);
+    assert_eq!(json(d, &["suppression", "ls"]), before.suppressed);
+    let queue = by_id(&d.queue());
+    for m in &before.queue {
+        let id = m["id"].as_str().unwrap();
+        assert_eq!(
+            queue.get(id),
+            Some(m),
+            "message {id} as it was before the backup"
+        );
+    }
+    for (id, at) in &load.acked {
+        if *at < load.t0 {
+            assert!(
+                queue.contains_key(id),
+                "{id} was acknowledged before the backup began"
+            );
+        } else if *at > load.t1 {
+            assert!(
+                !queue.contains_key(id),
+                "{id} was acknowledged after the backup ended"
+            );
+        }
+    }
+    let acked: HashSet<&String> = load.acked.iter().map(|(id, _)| id).collect();
+    let old: HashSet<&str> = before
+        .queue
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    for (id, m) in &queue {
+        assert!(
+            acked.contains(id) || old.contains(id.as_str()),
+            "unknown {id}"
+        );
+        let rcpts = m["recipients"].as_array().unwrap();
+        assert!(!rcpts.is_empty(), "{m}");
+        if acked.contains(id) {
+            assert_eq!(rcpts.len(), 2, "{m}");
+        }
+        let show = json(d, &["queue", "show", id]);
+        assert_eq!(
+            show["recipients"].as_array().map(Vec::len),
+            Some(rcpts.len())
+        );
+        assert!(
+            show["body"].as_str().unwrap().contains("Subject: "),
+            "{show}"
+        );
+    }
+    queue
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,92 +304,30 @@ async fn backup_under_load_restores_everything_and_delivers() {
     let original = start(tempfile::tempdir().unwrap(), held.addr);
     populate(&original).await;
     // 5 direct messages, the list post, the invitation, the bulk.
-    until("the queue to settle", || {
-        settled(&original, 7 + BULK.0 * BULK.1)
-    })
-    .await;
-    let before = original.queue();
-    let members = json(&original, &["list", "members", "news"]);
-    let suppressed = json(&original, &["suppression", "ls"]);
-    assert_eq!(members.as_array().unwrap().len(), 4);
-
-    // Load: submitters run before, during and after the backup.
-    let (acks, stop) = (Arc::new(Acks::default()), Arc::new(AtomicBool::new(false)));
-    let (count_tx, mut count) = watch::channel(0usize);
-    let mut tasks = Vec::new();
-    for n in 0..SUBMITTERS {
-        let (acks, tx, stop) = (acks.clone(), count_tx.clone(), stop.clone());
-        tasks.push(tokio::spawn(submitter(
-            original.submission,
-            n,
-            acks,
-            tx,
-            stop,
-        )));
-    }
-    count.wait_for(|&k| k >= 30).await.unwrap();
+    let total = 7 + BULK.0 * BULK.1;
+    until("the queue to settle", || settled(&original, total)).await;
+    let before = Before {
+        queue: original.queue(),
+        members: json(&original, &["list", "members", "news"]),
+        suppressed: json(&original, &["suppression", "ls"]),
+    };
+    assert_eq!(before.members.as_array().unwrap().len(), 4);
     let dest = tempfile::tempdir().unwrap();
-    let backup_dir = dest.path().join("herald-backup");
-    let (args, config_path) = (backup_dir.clone(), original.config_path.clone());
-    let t0 = Instant::now();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(herald_bin())
-            .arg("backup")
-            .arg(&args)
-            .arg("--config")
-            .arg(&config_path)
-            .env_remove("HERALD_CONFIG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let t1 = Instant::now();
-    let reached = *count.borrow();
-    count.wait_for(|&k| k >= reached + 30).await.unwrap();
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let printed = ok(&out);
-    assert!(printed.contains("backup written to"), "{printed}");
-    assert!(
-        acks.errors.lock().unwrap().is_empty(),
-        "{:?}",
-        acks.errors.lock().unwrap()
-    );
-    let acked = acks.ids.lock().unwrap().clone();
-    let during = acked.iter().filter(|(_, at)| *at > t0 && *at < t1).count();
-    eprintln!(
-        "backup took {:?} under load; {} messages acknowledged in all, {during} while it ran",
-        t1 - t0,
-        acked.len()
-    );
-    assert!(during >= 1, "submissions went on while the backup ran");
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(backup_dir.join("manifest.json")).unwrap()).unwrap();
+    let backup = dest.path().join("herald-backup");
+    let load = backup_under_load(&original, &backup).await;
+    let manifest = std::fs::read(backup.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     assert_eq!(manifest["schema_version"], 1);
     let generated = std::fs::read(original.dir.path().join("data/tls-key.pem")).unwrap();
     drop(original);
 
     // Restore into a fresh data_dir; its daemon first relays nowhere, so nothing leaves yet.
     let dir2 = tempfile::tempdir().unwrap();
-    let data2 = dir2.path().join("data");
-    let path2 = dir2.path().join("herald.toml");
-    std::fs::write(&path2, config(dir2.path(), &data2, closed_port())).unwrap();
-    let restore = |dir: &Path| {
-        std::process::Command::new(herald_bin())
-            .arg("restore")
-            .arg(dir)
-            .arg("--config")
-            .arg(&path2)
-            .env_remove("HERALD_CONFIG")
-            .output()
-            .unwrap()
-    };
-    let printed = ok(&restore(&backup_dir));
-    assert!(printed.contains("restored"), "{printed}");
-    refused(&restore(&backup_dir), "is not empty");
+    let (data2, path2) = (dir2.path().join("data"), dir2.path().join("herald.toml"));
+    std::fs::write(&path2, config(dir2.path(), closed_port())).unwrap();
+    let b = backup.display().to_string();
+    assert!(ok(&herald(&["restore", &b], &path2)).contains("restored"));
+    refused(&herald(&["restore", &b], &path2), "is not empty");
     assert_eq!(std::fs::read(data2.join("tls-key.pem")).unwrap(), generated);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data2.join("tls-key.pem"))
@@ -317,56 +336,11 @@ async fn backup_under_load_restores_everything_and_delivers() {
         .mode();
     assert_eq!(mode & 0o077, 0, "the key stays private: {mode:o}");
     let mut restored = Daemon::start_with(dir2, path2.clone(), String::new());
-
-    assert_eq!(json(&restored, &["list", "members", "news"]), members);
-    assert_eq!(json(&restored, &["suppression", "ls"]), suppressed);
-    let queue = by_id(&restored.queue());
-    for m in &before {
-        let id = m["id"].as_str().unwrap();
-        assert_eq!(
-            queue.get(id),
-            Some(m),
-            "message {id} as it was before the backup"
-        );
-    }
-    for (id, at) in &acked {
-        if *at < t0 {
-            assert!(
-                queue.contains_key(id),
-                "{id} was acknowledged before the backup began"
-            );
-        } else if *at > t1 {
-            assert!(
-                !queue.contains_key(id),
-                "{id} was acknowledged after the backup ended"
-            );
-        }
-    }
-    let acked_ids: HashSet<&String> = acked.iter().map(|(id, _)| id).collect();
-    let before_ids: HashSet<&str> = before.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    for (id, m) in &queue {
-        assert!(
-            acked_ids.contains(id) || before_ids.contains(id.as_str()),
-            "unknown {id}"
-        );
-        let show = json(&restored, &["queue", "show", id]);
-        assert!(!m["recipients"].as_array().unwrap().is_empty(), "{m}");
-        assert_eq!(
-            show["recipients"].as_array().map(Vec::len),
-            m["recipients"].as_array().map(Vec::len)
-        );
-        assert!(
-            show["body"].as_str().unwrap().contains("Subject: "),
-            "{show}"
-        );
-        if acked_ids.contains(id) {
-            assert_eq!(m["recipients"].as_array().unwrap().len(), 2, "{m}");
-        }
-    }
+    let queue = check_restored(&restored, &before, &load);
 
     // Then with a working relay: everything queued is delivered.
     let good = Sink::start("127.0.0.1:0").await;
-    std::fs::write(&path2, config(restored.dir.path(), &data2, good.addr)).unwrap();
+    std::fs::write(&path2, config(restored.dir.path(), good.addr)).unwrap();
     restored.terminate(WAIT);
     restored.restart();
     ok(&restored.cli(&["queue", "retry", "--all"]));
@@ -413,14 +387,8 @@ async fn refusals_are_clear() {
     refused(&d.cli(&["restore", &s("good")]), "is not empty");
     let other = format!("data_dir = \"{}\"\n", s("fresh"));
     std::fs::write(s("other.toml"), other).unwrap();
-    let cli = |args: &[&str]| {
-        std::process::Command::new(herald_bin())
-            .args(args)
-            .args(["--config", &s("other.toml")])
-            .env_remove("HERALD_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let other = scratch.path().join("other.toml");
+    let cli = |args: &[&str]| herald(args, &other);
     std::fs::create_dir(s("empty")).unwrap();
     refused(&cli(&["restore", &s("empty")]), "no manifest.json");
     refused(&cli(&["restore", &s("absent")]), "no manifest.json");
