@@ -1,8 +1,8 @@
 //! Backup and restore end to end: `herald backup` taken from a daemon while clients keep
 //! submitting, restored with `herald restore` into a fresh data_dir, started, compared with
-//! what the original held (queue, lists and members, suppression, generated TLS pair), and
-//! delivered to a working sink; and the refusals (non-empty directories, no manifest, newer
-//! schema, no daemon).
+//! what the original held (queue, lists and members, suppression, generated TLS pair and DKIM
+//! key), and delivered to a working sink; and the refusals (non-empty directories, no
+//! manifest, newer schema, no daemon).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -101,6 +101,7 @@ async fn populate(d: &Daemon) {
     run(d, "list remove news m3@a.test");
     run(d, "list invite news p1@a.test");
     run(d, "suppression add s1@a.test");
+    run(d, "dkim keygen example.org");
     run(
         d,
         "suppression add s2@a.test --scope marketing --reason asked",
@@ -174,6 +175,17 @@ fn by_id(queue: &[Value]) -> HashMap<String, Value> {
         .iter()
         .map(|m| (m["id"].as_str().unwrap().to_string(), m.clone()))
         .collect()
+}
+
+/// The DKIM key files `herald dkim keygen` wrote into data_dir, by name.
+fn dkim_keys(data: &Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut keys: Vec<_> = std::fs::read_dir(data.join("dkim"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// Runs `herald ARGS --config CONFIG`.
@@ -319,6 +331,8 @@ async fn backup_under_load_restores_everything_and_delivers() {
     let manifest: Value = serde_json::from_slice(&manifest).unwrap();
     assert_eq!(manifest["schema_version"], 1);
     let generated = std::fs::read(original.dir.path().join("data/tls-key.pem")).unwrap();
+    let keys = dkim_keys(&original.dir.path().join("data"));
+    assert_eq!(keys.len(), 1);
     drop(original);
 
     // Restore into a fresh data_dir; its daemon first relays nowhere, so nothing leaves yet.
@@ -329,6 +343,7 @@ async fn backup_under_load_restores_everything_and_delivers() {
     assert!(ok(&herald(&["restore", &b], &path2)).contains("restored"));
     refused(&herald(&["restore", &b], &path2), "is not empty");
     assert_eq!(std::fs::read(data2.join("tls-key.pem")).unwrap(), generated);
+    assert_eq!(dkim_keys(&data2), keys);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(data2.join("tls-key.pem"))
         .unwrap()
