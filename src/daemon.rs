@@ -174,6 +174,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         settings: ctx.settings.clone(),
         list_key,
         metrics: metrics.clone(),
+        data_dir: config.data_dir.clone(),
     });
     aux.spawn(admin::serve(
         admin_listener,

@@ -5,6 +5,7 @@
 //! `herald serve`; `cli` is the command line. See ARCHITECTURE.md for the map and invariants.
 
 pub mod admin;
+pub mod backup;
 pub mod bounce;
 pub mod cli;
 pub mod config;

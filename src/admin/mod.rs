@@ -2,6 +2,7 @@
 //! running daemon. `server` answers requests against the store; `client` is the CLI's side.
 //! One JSON request per connection, one JSON response back.
 
+mod backup;
 pub mod client;
 mod lists;
 mod protocol;

@@ -53,6 +53,10 @@ pub enum Request {
     },
     /// The aggregate counters (`herald stats`).
     Stats,
+    /// A consistent backup into `dir` (absolute; empty or absent).
+    Backup {
+        dir: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

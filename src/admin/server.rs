@@ -36,6 +36,8 @@ pub struct AdminContext {
     /// HMAC key of list member tokens (invitations).
     pub list_key: [u8; 32],
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The data directory the daemon started with (backups copy its files).
+    pub data_dir: std::path::PathBuf,
 }
 
 impl AdminContext {
@@ -110,6 +112,7 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
         } => lists::add(ctx, &list, members, &consent, &source).await,
         Request::ListInvite { list, addresses } => lists::invite(ctx, &list, addresses).await,
         Request::ListRemove { list, addresses } => lists::remove(ctx, &list, addresses).await,
+        Request::Backup { dir } => super::backup::create(ctx, dir).await,
         Request::Forget { address } if !address.contains('@') => {
             Response::err(format!("{address:?} is not an email address"))
         }

@@ -1,6 +1,7 @@
 //! The command line (DESIGN §2): argument definitions and the commands that do not need the
 //! daemon. Exit status: 0 ok, 1 operation failed, 2 usage or config error.
 
+mod backup;
 mod bounce;
 mod dkim;
 mod dns;
@@ -66,6 +67,10 @@ pub enum Command {
     /// Aggregate counters: accepted, rejected, delivered, deferred, bounced, complaints,
     /// unsubscribes, queue size (through the running daemon)
     Stats,
+    /// Write a consistent snapshot of the running daemon's data into DIR (empty or absent)
+    Backup { dir: PathBuf },
+    /// Offline: restore a backup from DIR into the configured data_dir (empty or absent)
+    Restore { dir: PathBuf },
 }
 
 #[derive(Subcommand, Debug)]
@@ -204,6 +209,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Forget { address } => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => block_on(lists::forget(address, &loaded.config.data_dir, cli.json)),
+        },
+        Command::Backup { dir } => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => block_on(backup::backup(dir, &loaded.config.data_dir, cli.json)),
+        },
+        Command::Restore { dir } => match load_config(&cli) {
+            Err(code) => code,
+            Ok(loaded) => done(backup::restore(dir, &loaded.config.data_dir, cli.json)),
         },
         Command::List(c) => match load_config(&cli) {
             Err(code) => code,

@@ -29,13 +29,17 @@ impl Store {
         times.push(now);
         let excess = times.len().saturating_sub(keep.max(1));
         times.drain(..excess);
-        self.inner.soft_bounces.insert(k, encode(&times))?;
+        {
+            let _gate = self.writing();
+            self.inner.soft_bounces.insert(k, encode(&times))?;
+        }
         self.durable().await?;
         Ok(times.len())
     }
 
     /// Forgets an address's soft bounces (it was suppressed, or removed from suppression).
     pub fn clear_soft_bounces(&self, address: &str) -> Result<(), StoreError> {
+        let _gate = self.writing();
         self.inner.soft_bounces.remove(key(address))?;
         Ok(())
     }
@@ -50,6 +54,7 @@ impl Store {
         index: u32,
         address: &str,
     ) -> Result<(), StoreError> {
+        let _gate = self.writing();
         self.inner.returns.insert(
             delivery_key(id, index),
             address.trim().to_lowercase().as_bytes(),
@@ -71,6 +76,7 @@ impl Store {
     pub fn prune_returns(&self, before: QueueId) -> Result<usize, StoreError> {
         let end = before.0.to_be_bytes();
         let mut n = 0;
+        let _gate = self.writing();
         for k in self.inner.returns.range(..end.as_slice()).keys() {
             self.inner.returns.remove(k?)?;
             n += 1;

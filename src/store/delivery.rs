@@ -86,6 +86,7 @@ impl Store {
                 }),
                 // A stale index entry (its delivery is gone): drop it.
                 None => {
+                    let _gate = self.writing();
                     self.inner.due.remove(&key)?;
                 }
             }
@@ -125,6 +126,7 @@ impl Store {
     pub fn reschedule(&self, id: QueueId, index: u32, at: u64) -> Result<(), StoreError> {
         let dkey = delivery_key(id, index);
         let i = &self.inner;
+        let _gate = self.writing();
         (&i.deliveries, &i.due)
             .transaction(|(d, q)| {
                 let mut rec: DeliveryRecord = get_json(d, &dkey, "deliveries")?;
@@ -147,6 +149,7 @@ impl Store {
         let dkey = delivery_key(id, index);
         let mkey = id.0.to_be_bytes();
         let i = &self.inner;
+        let _gate = self.writing();
         (&i.messages, &i.bodies, &i.deliveries, &i.due)
             .transaction(|(m, b, d, q)| {
                 let mut rec: DeliveryRecord = get_json(d, &dkey, "deliveries")?;

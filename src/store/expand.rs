@@ -84,6 +84,7 @@ impl Store {
         let key = id.0.to_be_bytes();
         let now = now_secs();
         let i = &self.inner;
+        let _gate = self.writing();
         (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
             .transaction(|(m, b, d, q, x)| {
                 let (Some(mv), Some(xv)) = (m.get(key)?, x.get(key)?) else {

@@ -41,23 +41,29 @@ impl Store {
             let (k, v) = kv?;
             if k.ends_with(&suffix) {
                 let m: super::MemberRecord = decode("members", &v)?;
+                let _gate = self.writing();
                 i.members.remove(&k)?;
                 i.member_ids.remove(m.id.to_be_bytes())?;
                 done.memberships += 1;
             }
         }
-        if let Some(v) = i.suppression.remove(addr.as_bytes())? {
-            let mut s: Suppression = decode("suppression", &v)?;
-            let key = hashed_key(&self.forget_key()?, &addr);
-            s.address = String::from_utf8_lossy(&key).into_owned();
-            i.suppression.insert(key, encode(&s))?;
-            done.suppression_kept = true;
-        }
-        i.soft_bounces.remove(addr.as_bytes())?;
-        for kv in i.returns.iter() {
-            let (k, v) = kv?;
-            if v.as_ref() == addr.as_bytes() {
-                i.returns.remove(k)?;
+        let key = hashed_key(&self.forget_key()?, &addr);
+        {
+            // The entry moves to its hashed key under one hold of the gate, so a snapshot
+            // has it under one key or the other.
+            let _gate = self.writing();
+            if let Some(v) = i.suppression.remove(addr.as_bytes())? {
+                let mut s: Suppression = decode("suppression", &v)?;
+                s.address = String::from_utf8_lossy(&key).into_owned();
+                i.suppression.insert(key, encode(&s))?;
+                done.suppression_kept = true;
+            }
+            i.soft_bounces.remove(addr.as_bytes())?;
+            for kv in i.returns.iter() {
+                let (k, v) = kv?;
+                if v.as_ref() == addr.as_bytes() {
+                    i.returns.remove(k)?;
+                }
             }
         }
         let mut queued: Vec<(QueueId, u32)> = Vec::new();
@@ -142,13 +148,7 @@ pub(super) fn rewrite_if_pending(dir: &Path) -> Result<(), StoreError> {
             .path(&fresh)
             .open()
             .map_err(|e| io(&fresh, e))?;
-        for name in db.tree_names() {
-            let (from, to) = (db.open_tree(&name)?, new.open_tree(&name)?);
-            for kv in from.iter() {
-                let (k, v) = kv?;
-                to.insert(k, v)?;
-            }
-        }
+        super::backup::copy_trees(&db, &new)?;
         new.flush()?;
     }
     std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;

@@ -38,11 +38,41 @@ pub enum Added {
     Unchanged,
 }
 
+/// Key in `meta` of the last member id handed out. Kept in a tree (not sled's own id
+/// generator, which lives outside the trees) so that a copied database — a backup, the
+/// rewrite after a forget — never hands out an id again.
+const LAST_MEMBER_ID: &str = "last_member_id";
+
+fn be_u64(v: Option<&[u8]>) -> u64 {
+    v.and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// At open: seeds the member id counter of a database made before it existed, above every id
+/// sled's generator issued and every id in use.
+pub(super) fn init_member_ids(db: &sled::Db) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta")?;
+    if meta.get(LAST_MEMBER_ID)?.is_some() {
+        return Ok(());
+    }
+    let in_use = db
+        .open_tree("member_ids")?
+        .last()?
+        .map_or(0, |(k, _)| be_u64(Some(&k)));
+    let last = in_use.max(db.generate_id()?);
+    meta.insert(LAST_MEMBER_ID, &last.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
+
 impl Store {
+    /// The next member id: 1, 2, … (0 is kept free so a zeroed token never names a member).
     fn next_member_id(&self) -> Result<u64, StoreError> {
-        let id = self.inner.db.generate_id()?;
-        // sled ids start at 0; 0 is kept free so a zeroed token never names a member.
-        Ok(id + 1)
+        let _gate = self.writing();
+        let new = self.inner.meta.update_and_fetch(LAST_MEMBER_ID, |old| {
+            Some((be_u64(old) + 1).to_be_bytes().to_vec())
+        })?;
+        Ok(be_u64(new.as_deref()))
     }
 
     /// Adds members or changes their status (an import, `list add`, a sign-up); one durable
@@ -104,6 +134,7 @@ impl Store {
             out.push((record, added));
         }
         let i = &self.inner;
+        let gate = self.writing();
         (&i.members, &i.member_ids)
             .transaction(|(m, ids_tree)| {
                 m.apply_batch(&batch)?;
@@ -111,6 +142,7 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(super::queue::tx_error)?;
+        drop(gate);
         self.durable().await?;
         Ok(out)
     }
@@ -155,7 +187,10 @@ impl Store {
             since: now_secs(),
             ..old
         };
-        self.inner.members.insert(key, encode(&record))?;
+        {
+            let _gate = self.writing();
+            self.inner.members.insert(key, encode(&record))?;
+        }
         self.durable().await?;
         Ok(Some(record))
     }
@@ -208,6 +243,7 @@ impl Store {
             let (k, v) = kv?;
             let m: MemberRecord = decode("members", &v)?;
             if m.status == MemberStatus::Pending && m.since < cutoff {
+                let _gate = self.writing();
                 self.inner.members.remove(&k)?;
                 self.inner.member_ids.remove(m.id.to_be_bytes())?;
                 gone += 1;

@@ -1,6 +1,7 @@
 //! The store: the only module that imports sled. It owns the on-disk layout (trees, keys,
 //! encodings, schema version) and durability (group commit). Everything else sees plain records.
 
+mod backup;
 mod bounces;
 mod delivery;
 mod expand;
@@ -11,6 +12,7 @@ mod queue;
 mod records;
 mod suppression;
 
+pub use backup::TreeCounts;
 pub use delivery::{AttemptResult, DueDelivery, Recorded};
 pub use expand::Expanded;
 pub use flush::FlushError;
@@ -67,6 +69,9 @@ struct Inner {
     dir: std::path::PathBuf,
     commit: flush::GroupCommit,
     last_id: AtomicU64,
+    /// Every write holds this shared while it changes sled; a snapshot holds it exclusively
+    /// (`backup.rs`), so it sees no write half done. Taken per write, never nested.
+    gate: std::sync::RwLock<()>,
 }
 
 impl Store {
@@ -83,6 +88,7 @@ impl Store {
                 reason: e.to_string(),
             })?;
         check_schema(&db)?;
+        lists::init_member_ids(&db)?;
         let messages = db.open_tree("messages")?;
         let last_id = match messages.last()? {
             Some((k, _)) => queue::decode_id(&k)?.0,
@@ -104,6 +110,7 @@ impl Store {
             dir: dir.to_path_buf(),
             commit: flush::GroupCommit::new(db.clone()),
             last_id: AtomicU64::new(last_id),
+            gate: std::sync::RwLock::new(()),
             db,
         };
         Ok(Store {
@@ -114,6 +121,12 @@ impl Store {
     /// Waits until every write made so far is on disk (shared flush).
     pub async fn durable(&self) -> Result<(), StoreError> {
         Ok(self.inner.commit.durable().await?)
+    }
+
+    /// The shared side of the write gate: taken around every change to sled, never while
+    /// already held (a waiting snapshot would deadlock a nested reader).
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.inner.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh, unique, time-ordered queue id.

@@ -102,6 +102,7 @@ impl Store {
             .expanding
             .then(|| encode(&super::expand::Cursor::start(record.recipients)));
         let i = &self.inner;
+        let gate = self.writing();
         (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
             .transaction(|(m, b, d, q, x)| {
                 if let Some(cursor) = &expansion {
@@ -116,6 +117,7 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)?;
+        drop(gate);
         self.durable().await?;
         Ok(())
     }
@@ -194,6 +196,7 @@ impl Store {
         };
         let key = id.0.to_be_bytes();
         let i = &self.inner;
+        let gate = self.writing();
         (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
             .transaction(|(m, b, d, q, x)| {
                 m.remove(&key)?;
@@ -206,6 +209,7 @@ impl Store {
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
             .map_err(tx_error)?;
+        drop(gate);
         self.durable().await?;
         Ok(true)
     }

@@ -20,6 +20,7 @@ impl Store {
                     address: entry.address.trim().to_lowercase(),
                     ..entry
                 };
+                let _gate = self.writing();
                 self.inner.suppression.insert(k, encode(&entry))?;
                 entry
             }
@@ -30,7 +31,10 @@ impl Store {
 
     /// Removes an entry; durable when it returns. `false` if there was none.
     pub async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
-        let existed = self.inner.suppression.remove(key(address))?.is_some();
+        let existed = {
+            let _gate = self.writing();
+            self.inner.suppression.remove(key(address))?.is_some()
+        };
         self.durable().await?;
         Ok(existed)
     }
@@ -58,10 +62,12 @@ impl Store {
         let k = format!("secret/{name}");
         let fresh: [u8; 32] = rand::random();
         // compare_and_swap keeps the first value if two callers race.
+        let gate = self.writing();
         let _ = self
             .inner
             .meta
             .compare_and_swap(&k, None as Option<&[u8]>, Some(&fresh[..]))?;
+        drop(gate);
         let v = self.inner.meta.get(&k)?.ok_or(StoreError::Corrupt {
             tree: "meta",
             reason: "secret vanished".into(),

@@ -1,6 +1,6 @@
 use super::*;
 
-fn message(rcpts: &[&str]) -> NewMessage {
+pub(super) fn message(rcpts: &[&str]) -> NewMessage {
     NewMessage {
         sender: "a@example.org".into(),
         recipients: rcpts
