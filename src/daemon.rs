@@ -78,8 +78,10 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         settings_rx.clone(),
         resolver,
         signers,
-        verp_key,
-        list_key,
+        queue::Keys {
+            verp: verp_key,
+            list: list_key,
+        },
         metrics.clone(),
         delivery_stop.clone(),
     );

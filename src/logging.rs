@@ -46,9 +46,39 @@ pub fn redact(address: &str, show: bool) -> String {
     }
 }
 
+/// `text` (a remote reply, a bounce detail) with every occurrence of `address` redacted, unless
+/// `show`: remote servers often echo the recipient (`550 5.1.1 <jane@example.org>: unknown`).
+pub fn redact_in(text: &str, address: &str, show: bool) -> String {
+    if show || address.is_empty() {
+        return text.to_string();
+    }
+    // ASCII lower-casing keeps byte offsets, so positions found in the copy hold in `text`.
+    let (hay, needle) = (text.to_ascii_lowercase(), address.to_ascii_lowercase());
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some(found) = hay[at..].find(&needle) {
+        out.push_str(&text[at..at + found]);
+        out.push_str(&redact(address, false));
+        at += found + needle.len();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, redact_in};
+
+    #[test]
+    fn addresses_in_replies_are_redacted() {
+        let reply = "550 5.1.1 <Jane@Example.org>: user unknown; jane@example.org";
+        assert_eq!(
+            redact_in(reply, "jane@example.org", false),
+            "550 5.1.1 <j***@example.org>: user unknown; j***@example.org"
+        );
+        assert_eq!(redact_in(reply, "jane@example.org", true), reply);
+        assert_eq!(redact_in("250 ok", "jane@example.org", false), "250 ok");
+    }
 
     #[test]
     fn redaction() {

@@ -269,6 +269,9 @@ fn one(v: u64) -> Vec<(String, f64)> {
     vec![(String::new(), v as f64)]
 }
 
+/// Name, type, help and samples of one metric family.
+type Family = (&'static str, &'static str, &'static str, Vec<(String, f64)>);
+
 /// The Prometheus text exposition format (version 0.0.4).
 pub fn prometheus(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -279,7 +282,7 @@ pub fn prometheus(s: &Snapshot) -> String {
             .collect()
     };
     #[rustfmt::skip]
-    let families: Vec<(&str, &str, &str, Vec<(String, f64)>)> = vec![
+    let families: Vec<Family> = vec![
         ("herald_accepted_total", "counter", "Messages accepted and queued, by listener role.",
             by("role", &[("submission", s.accepted.submission), ("inbound", s.accepted.inbound)])),
         ("herald_rejected_total", "counter", "Commands or messages refused, by reason.",

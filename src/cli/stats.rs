@@ -83,7 +83,10 @@ mod tests {
         let rates = BTreeMap::from([("gmail.com".to_string(), 120.0)]);
         let s = m.snapshot(QueueGauges::default(), &rates);
         let text = render(&s);
-        assert!(text.contains("accepted      1 submitted, 0 inbound"), "{text}");
+        assert!(
+            text.contains("accepted      1 submitted, 0 inbound"),
+            "{text}"
+        );
         assert!(text.contains("rejected      relay 1"), "{text}");
         assert!(text.contains("domain gmail.com: 120.0/min"), "{text}");
     }

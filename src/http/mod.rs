@@ -5,9 +5,9 @@
 pub mod form;
 pub mod pages;
 
-use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::lists::consent::{self, Signup};
+use crate::metrics::Metrics;
 use crate::store::{MemberStatus, QueueId, Store};
 use axum::Router;
 use axum::body::Bytes;
@@ -120,10 +120,9 @@ fn not_found() -> Response {
 async fn metrics(State(web): State<Arc<Web>>) -> Response {
     let (store, settings, counters) = (web.store.clone(), web.settings(), web.metrics.clone());
     // Counting the queue walks its trees: not on the runtime's threads.
-    let snapshot = tokio::task::spawn_blocking(move || {
-        crate::metrics::current(&counters, &store, &settings)
-    })
-    .await;
+    let snapshot =
+        tokio::task::spawn_blocking(move || crate::metrics::current(&counters, &store, &settings))
+            .await;
     match snapshot {
         Ok(Ok(s)) => (
             [(

@@ -3,9 +3,9 @@
 //! no mail is ever sent because of an unsubscribe). Every change is durable before these
 //! return, so the page or reply that follows tells the truth.
 
-use crate::metrics::Metrics;
 use super::token::{self, Kind};
 use crate::config::{List, Settings};
+use crate::metrics::Metrics;
 use crate::store::{
     Added, Consent, MemberRecord, MemberStatus, NewMember, NewMessage, NewRecipient, Origin,
     QueueId, Store, StoreError, now_secs,

@@ -10,10 +10,10 @@ mod worker;
 
 pub use scheduler::run;
 
-use crate::metrics::Metrics;
 use crate::config::Settings;
 use crate::delivery::dkim::Signers;
 use crate::delivery::mx::Resolver;
+use crate::metrics::Metrics;
 use crate::store::{QueueId, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -38,6 +38,14 @@ pub struct DeliveryContext {
     pub stop: CancellationToken,
     wake: Notify,
     rescan: AtomicBool,
+}
+
+/// The HMAC keys the delivery side signs tokens with.
+pub struct Keys {
+    /// VERP envelope senders.
+    pub verp: [u8; 32],
+    /// List member tokens (List-Unsubscribe).
+    pub list: [u8; 32],
 }
 
 /// The sessions' side: tell the scheduler about new mail without ever blocking.
@@ -68,8 +76,7 @@ impl DeliveryContext {
         settings: watch::Receiver<Arc<Settings>>,
         resolver: Resolver,
         signers: Signers,
-        verp_key: [u8; 32],
-        list_key: [u8; 32],
+        keys: Keys,
         metrics: Arc<Metrics>,
         stop: CancellationToken,
     ) -> Arc<Self> {
@@ -78,8 +85,8 @@ impl DeliveryContext {
             settings,
             resolver,
             signers: RwLock::new(signers),
-            verp_key,
-            list_key,
+            verp_key: keys.verp,
+            list_key: keys.list,
             metrics,
             stop,
             wake: Notify::new(),

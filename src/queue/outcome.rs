@@ -9,6 +9,7 @@ use crate::bounce::notify::{self, Dsn, Failed};
 use crate::bounce::{classify, policy};
 use crate::config::Settings;
 use crate::delivery::Outcome;
+use crate::logging::{redact, redact_in};
 use crate::metrics::Attempt;
 use crate::store::{
     AttemptResult, DeliveryRecord, MessageRecord, NewMessage, NewRecipient, Origin, QueueId,
@@ -122,10 +123,13 @@ pub async fn apply(
     .await
     {
         Ok(policy::Applied::Ignored) | Ok(policy::Applied::Counted(_)) => {}
-        Ok(policy::Applied::Suppressed(scope)) => tracing::info!(
-            queue_id = %msg.id, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
-            ?scope, %detail, "address suppressed"
-        ),
+        Ok(policy::Applied::Suppressed(scope)) => {
+            let show = settings.config.privacy.log_addresses;
+            tracing::info!(
+                queue_id = %msg.id, to = %redact(&rcpt.address, show), ?scope,
+                detail = %redact_in(&detail, &rcpt.address, show), "address suppressed"
+            )
+        }
         Err(e) => {
             tracing::error!(queue_id = %msg.id, error = %e, "applying the bounce policy failed")
         }

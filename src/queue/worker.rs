@@ -11,6 +11,7 @@ use crate::delivery::Outcome;
 use crate::delivery::client::{Connection, Connector};
 use crate::delivery::mx::{Lookup, Route};
 use crate::lists::token;
+use crate::logging::{redact, redact_in};
 use crate::store::{DeliveryRecord, MessageRecord, QueueId, Scope};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -231,10 +232,11 @@ async fn deliver(
         sign(ctx, content),
     )
     .await;
+    let show = settings.config.privacy.log_addresses;
     for (rcpt, outcome) in to_send.iter().zip(outcomes) {
         tracing::info!(
-            queue_id = %msg.id, domain, to = %crate::logging::redact(&rcpt.address, settings.config.privacy.log_addresses),
-            attempt = rcpt.attempts + 1, reply = outcome.reply(), "delivery attempt"
+            queue_id = %msg.id, domain, to = %redact(&rcpt.address, show), attempt = rcpt.attempts + 1,
+            reply = %redact_in(outcome.reply(), &rcpt.address, show), "delivery attempt"
         );
         if matches!(outcome, Outcome::Delivered { .. })
             && rcpt.member.is_none()

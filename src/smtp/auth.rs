@@ -1,10 +1,10 @@
 //! AUTH PLAIN and LOGIN (RFC 4954), only after TLS and only on submission. Password checks run
 //! on blocking threads, a few at a time; failures are counted per client IP and throttled.
 
-use crate::metrics::Rejection;
 use super::Context;
 use super::reply::Reply;
 use super::state::SessionState;
+use crate::metrics::Rejection;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -2,12 +2,12 @@
 //! `Herald-Category` header asks for (end of DATA), and `u+TOKEN@` unsubscribe mail on the
 //! inbound listener, fulfilled before the `250` and never queued.
 
-use crate::metrics::Rejection;
 use super::Context;
 use super::reply::Reply;
 use super::state::SessionState;
 use crate::config::{List, ListKind, Settings};
 use crate::lists::{consent, headers};
+use crate::metrics::Rejection;
 use crate::store::{ListPost, MemberStatus, NewRecipient, Store};
 
 /// The list whose address `address` is, if any.

@@ -1,11 +1,11 @@
 //! MAIL FROM: who may start a transaction, sender binding, and the ESMTP parameters
 //! (SIZE, BODY, SMTPUTF8, RET, ENVID, AUTH).
 
-use crate::metrics::Rejection;
 use super::address::{Mailbox, decode_xtext};
 use super::reply::{Reply, common};
 use super::state::{SessionState, Transaction};
 use crate::config::{Settings, sender_allowed};
+use crate::metrics::Rejection;
 use crate::store::DsnEnvelope;
 
 type Params = Vec<(String, Option<String>)>;

@@ -1,13 +1,13 @@
 //! RCPT TO: relay control (inbound accepts only this host's own addresses; submission relays
 //! only for authenticated or trusted clients), recipient limits, and NOTIFY/ORCPT.
 
-use crate::metrics::Rejection;
 use super::Role;
 use super::address::{Mailbox, decode_xtext};
 use super::listpost;
 use super::reply::{Reply, common};
 use super::state::SessionState;
 use crate::config::{List, Settings};
+use crate::metrics::Rejection;
 use crate::store::{NewRecipient, Store};
 
 type Params = Vec<(String, Option<String>)>;
