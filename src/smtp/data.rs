@@ -11,7 +11,7 @@ use super::{Context, Role, listpost, returns};
 use crate::config::Settings;
 use crate::logging::redact;
 use crate::metrics::Rejection;
-use crate::store::{NewMessage, Origin};
+use crate::store::{NewMessage, NewRecipient, Origin, QueueId};
 use std::sync::Arc;
 
 pub fn data(st: &SessionState) -> Step {
@@ -79,20 +79,8 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     let Some(tx) = st.tx.take() else {
         return common::bad_sequence("Need MAIL command first");
     };
-    if let Some(err) = tx.chunk_error {
+    if let Some(err) = refusal(st, tx.chunk_error, &received) {
         return err;
-    }
-    if received.bare_newline {
-        tracing::info!(client = %st.peer.ip(), "refused message with bare LF or CR");
-        return Reply::new(
-            550,
-            "5.6.0",
-            "Message contains bare LF or CR; lines must end with CRLF",
-        )
-        .counted(Rejection::BareNewline);
-    }
-    if received.oversize {
-        return size_error();
     }
     let settings = ctx.settings();
     if st.role.is_submission() {
@@ -103,51 +91,15 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             Err(reply) => return reply,
         };
     }
-    let config = &settings.config;
     let id = ctx.store.allocate_id();
-    let now = crate::store::now_secs();
-    let date = crate::timefmt::rfc5322(now);
-    let facts = repair::scan(&received.body);
-    let trace = Trace {
-        helo: st.helo.as_deref().unwrap_or("unknown"),
-        client_ip: if st.user.is_some() {
-            None
-        } else {
-            Some(st.peer.ip())
-        },
-        hostname: &config.hostname,
-        protocol: st.protocol(),
-        queue_id: &id.to_string(),
-        date: &date,
-    };
-    let mut head = repair::received(&trace);
-    let message_id = if st.role.is_submission() {
-        let new_id = format!("<{id}.{:016x}@{}>", rand::random::<u64>(), config.hostname);
-        let (add, mid) = repair::submission_repairs(&facts, &date, &new_id);
-        head.push_str(&add);
-        Some(mid)
-    } else {
-        facts.message_id.clone()
-    };
-    let mut body = Vec::with_capacity(head.len() + received.body.len());
-    body.extend_from_slice(head.as_bytes());
-    body.extend_from_slice(&received.body);
-    let origin = match (&st.user, st.role.is_submission()) {
-        (Some(user), _) => Origin::Submission { user: user.clone() },
-        (None, true) => Origin::Trusted,
-        (None, false) => Origin::Inbound,
-    };
-    let mut tx_recipients = tx.recipients;
+    let (mut body, message_id) = stamp(st, &settings, id, &received.body);
+    let mut recipients = tx.recipients;
     if st.role == Role::Inbound {
-        tx_recipients = match listpost::unsubscribe_recipients(ctx, tx_recipients).await {
+        recipients = match own_addresses(ctx, recipients, &received.body).await {
             Ok(rest) => rest,
             Err(reply) => return reply,
         };
-        tx_recipients = match returns::handle(ctx, tx_recipients, &received.body).await {
-            Ok(rest) => rest,
-            Err(reply) => return reply,
-        };
-        if tx_recipients.is_empty() && tx.list.is_none() {
+        if recipients.is_empty() && tx.list.is_none() {
             // Only unsubscribe, VERP and complaint addresses: done, and nothing is queued.
             return Reply::new(250, "2.0.0", "Ok: processed");
         }
@@ -166,27 +118,104 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             Err(reply) => return reply,
         }
     }
-    let recipients = tx_recipients.len();
-    let sender_shown = redact(&tx.sender, config.privacy.log_addresses);
     let msg = NewMessage {
         sender: tx.sender,
-        recipients: tx_recipients,
+        recipients,
         message_id,
-        origin,
+        origin: origin(st),
         client: st.peer.ip().to_string(),
         dsn: tx.dsn,
         body,
         list,
     };
+    queue(ctx, st, &settings, id, msg).await
+}
+
+/// Why content that has been read completely cannot be taken: a refused BDAT chunk, bare
+/// LF or CR (smuggling), or too much of it.
+fn refusal(st: &SessionState, chunk_error: Option<Reply>, received: &Received) -> Option<Reply> {
+    if chunk_error.is_some() {
+        return chunk_error;
+    }
+    if received.bare_newline {
+        tracing::info!(client = %st.peer.ip(), "refused message with bare LF or CR");
+        let text = "Message contains bare LF or CR; lines must end with CRLF";
+        return Some(Reply::new(550, "5.6.0", text).counted(Rejection::BareNewline));
+    }
+    received.oversize.then(size_error)
+}
+
+/// The stored form of the content: our Received field on top (and, on submission, the Date
+/// and Message-ID repairs of RFC 6409), with the Message-ID the message ends up with.
+fn stamp(
+    st: &SessionState,
+    settings: &Settings,
+    id: QueueId,
+    content: &[u8],
+) -> (Vec<u8>, Option<String>) {
+    let config = &settings.config;
+    let date = crate::timefmt::rfc5322(crate::store::now_secs());
+    let facts = repair::scan(content);
+    let trace = Trace {
+        helo: st.helo.as_deref().unwrap_or("unknown"),
+        client_ip: st.user.is_none().then(|| st.peer.ip()),
+        hostname: &config.hostname,
+        protocol: st.protocol(),
+        queue_id: &id.to_string(),
+        date: &date,
+    };
+    let mut head = repair::received(&trace);
+    let message_id = if st.role.is_submission() {
+        let new_id = format!("<{id}.{:016x}@{}>", rand::random::<u64>(), config.hostname);
+        let (add, mid) = repair::submission_repairs(&facts, &date, &new_id);
+        head.push_str(&add);
+        Some(mid)
+    } else {
+        facts.message_id
+    };
+    let mut body = Vec::with_capacity(head.len() + content.len());
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(content);
+    (body, message_id)
+}
+
+/// On port 25: unsubscribe mail (`u+TOKEN@`), returned mail (`b+TOKEN@`) and complaints
+/// (`fbl@`) are handled here and now; the other recipients are returned, to be queued.
+async fn own_addresses(
+    ctx: &Context,
+    recipients: Vec<NewRecipient>,
+    content: &[u8],
+) -> Result<Vec<NewRecipient>, Reply> {
+    let rest = listpost::unsubscribe_recipients(ctx, recipients).await?;
+    returns::handle(ctx, rest, content).await
+}
+
+fn origin(st: &SessionState) -> Origin {
+    match (&st.user, st.role.is_submission()) {
+        (Some(user), _) => Origin::Submission { user: user.clone() },
+        (None, true) => Origin::Trusted,
+        (None, false) => Origin::Inbound,
+    }
+}
+
+/// Stores the message (durably: `250` only after the flush) and tells the scheduler.
+async fn queue(
+    ctx: &Context,
+    st: &SessionState,
+    settings: &Settings,
+    id: QueueId,
+    msg: NewMessage,
+) -> Reply {
+    let recipients = msg.recipients.len();
     let size = msg.body.len();
+    let from = redact(&msg.sender, settings.config.privacy.log_addresses);
     match ctx.store.insert_message(id, msg).await {
         Ok(()) => {
             (ctx.on_queued)(id);
             ctx.metrics.accepted(st.role == Role::Inbound);
             tracing::info!(
                 queue_id = %id, role = st.role.name(), client = %st.peer.ip(),
-                user = st.user.as_deref().unwrap_or("-"), from = %sender_shown,
-                recipients, size, "accepted"
+                user = st.user.as_deref().unwrap_or("-"), %from, recipients, size, "accepted"
             );
             Reply::new(250, "2.0.0", format!("Ok: queued as {id}"))
         }
