@@ -56,6 +56,10 @@ fn errors_name_file_key_and_reason() {
     assert_eq!(e.key, "limits.max_message_size");
     assert!(e.reason.contains("invalid size"), "{e}");
 
+    let e = load_err("postmaster = \"root\"\n");
+    assert_eq!(e.key, "postmaster");
+    assert!(e.reason.contains("not an email address"), "{e}");
+
     let e = load_err("[listen]\nsubmission = [\"nowhere\"]\n");
     assert_eq!(e.key, "listen.submission");
 

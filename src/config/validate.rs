@@ -55,7 +55,19 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
             ));
         }
     }
-    Ok(())
+    match &config.postmaster {
+        Some(p) if !is_address(p) => Err(problem(
+            "postmaster",
+            format!("{p:?} is not an email address (local@domain)"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn is_address(s: &str) -> bool {
+    s.rsplit_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+    })
 }
 
 fn validate_users(config: &Config) -> Result<(), Problem> {

@@ -170,6 +170,7 @@ impl State {
         records: Vec<DeliveryRecord>,
     ) {
         let now = crate::store::now_secs();
+        let settings = ctx.settings();
         // VERP and list copies give every recipient its own envelope or headers.
         let verp = self.uses_verp(msg) || msg.list.is_some();
         let mut jobs: HashMap<String, Vec<DeliveryRecord>> = HashMap::new();
@@ -177,8 +178,13 @@ impl State {
             if self.claimed.contains(&(id, rec.index)) || rec.next_attempt > now {
                 continue;
             }
-            if msg.origin == Origin::Inbound && msg.list.is_none() {
-                // Mail for our own addresses waits for local processing (bounces, unsubscribes).
+            let own = || {
+                let (local, domain) = rec.address.rsplit_once('@').unwrap_or((&rec.address, ""));
+                settings.is_own_address(local, domain)
+            };
+            if msg.origin == Origin::Inbound && msg.list.is_none() && own() {
+                // Mail for our own addresses waits for local processing (bounces, unsubscribes);
+                // postmaster mail forwarded elsewhere goes on.
                 let _ = ctx.store.reschedule(id, rec.index, now + HOLD);
                 continue;
             }

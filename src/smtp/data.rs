@@ -4,7 +4,7 @@
 
 use super::body::{ChunkReceiver, Received};
 use super::policy::{self, Verdict};
-use super::repair::{self, Trace};
+use super::repair::{self, HeaderFacts, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
 use super::{Context, Role, listpost, returns};
@@ -52,6 +52,9 @@ pub fn bdat(st: &mut SessionState, settings: &Settings, size: u64, last: bool) -
     Step::then(Reply::new(250, "2.0.0", "Chunk pending"), next)
 }
 
+/// Received fields past which a message is taken to be looping (Postfix's `hopcount_limit`).
+const MAX_HOPS: usize = 50;
+
 fn size_error() -> Reply {
     Reply::new(
         552,
@@ -91,11 +94,16 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             Err(reply) => return reply,
         };
     }
+    let facts = repair::scan(&received.body);
+    if facts.received >= MAX_HOPS {
+        tracing::info!(client = %st.peer.ip(), hops = facts.received, "refused looping message");
+        return Reply::new(554, "5.4.6", "Too many hops: the message is looping");
+    }
     let id = ctx.store.allocate_id();
-    let (mut body, message_id) = stamp(st, &settings, id, &received.body);
+    let (mut body, message_id) = stamp(st, &settings, id, facts, &received.body);
     let mut recipients = tx.recipients;
     if st.role == Role::Inbound {
-        recipients = match own_addresses(ctx, recipients, &received.body).await {
+        recipients = match own_addresses(ctx, &settings, recipients, &received.body).await {
             Ok(rest) => rest,
             Err(reply) => return reply,
         };
@@ -151,11 +159,11 @@ fn stamp(
     st: &SessionState,
     settings: &Settings,
     id: QueueId,
+    facts: HeaderFacts,
     content: &[u8],
 ) -> (Vec<u8>, Option<String>) {
     let config = &settings.config;
     let date = crate::timefmt::rfc5322(crate::store::now_secs());
-    let facts = repair::scan(content);
     let trace = Trace {
         helo: st.helo.as_deref().unwrap_or("unknown"),
         client_ip: st.user.is_none().then(|| st.peer.ip()),
@@ -180,14 +188,30 @@ fn stamp(
 }
 
 /// On port 25: unsubscribe mail (`u+TOKEN@`), returned mail (`b+TOKEN@`) and complaints
-/// (`fbl@`) are handled here and now; the other recipients are returned, to be queued.
+/// (`fbl@`) are handled here and now; the other recipients are returned, to be queued, with
+/// `postmaster@` forwarded to the configured `postmaster` address (ORCPT keeps the original).
 async fn own_addresses(
     ctx: &Context,
+    settings: &Settings,
     recipients: Vec<NewRecipient>,
     content: &[u8],
 ) -> Result<Vec<NewRecipient>, Reply> {
     let rest = listpost::unsubscribe_recipients(ctx, recipients).await?;
-    returns::handle(ctx, rest, content).await
+    let mut rest = returns::handle(ctx, rest, content).await?;
+    if let Some(forward) = &settings.config.postmaster {
+        for r in &mut rest {
+            let local = r
+                .address
+                .rsplit_once('@')
+                .map_or(r.address.as_str(), |(l, _)| l);
+            if local.eq_ignore_ascii_case("postmaster") {
+                r.orcpt
+                    .get_or_insert_with(|| format!("rfc822;{}", r.address));
+                r.address = forward.clone();
+            }
+        }
+    }
+    Ok(rest)
 }
 
 fn origin(st: &SessionState) -> Origin {

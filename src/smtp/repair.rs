@@ -6,6 +6,8 @@
 pub struct HeaderFacts {
     pub has_date: bool,
     pub message_id: Option<String>,
+    /// Received fields: the hops the message has made (loop detection).
+    pub received: usize,
 }
 
 /// Iterates unfolded header fields `(name, value)` of the header block.
@@ -59,6 +61,7 @@ pub fn scan(msg: &[u8]) -> HeaderFacts {
     for (name, value) in fields(msg) {
         match name.as_str() {
             "date" => facts.has_date = true,
+            "received" => facts.received += 1,
             "message-id" if facts.message_id.is_none() => {
                 let v = value.trim();
                 facts.message_id = Some(v.chars().take(998).collect());
@@ -120,13 +123,14 @@ mod tests {
 
     #[test]
     fn scans_headers() {
-        let msg =
-            b"From: a@b.org\r\nMessage-ID:\r\n <x@y>\r\nDate: now\r\n\r\nMessage-ID: <body@z>\r\n";
+        let msg = b"Received: from a\r\n by b\r\nFrom: a@b.org\r\nMessage-ID:\r\n <x@y>\r\n\
+                    received: from c\r\nDate: now\r\n\r\nMessage-ID: <body@z>\r\nReceived: x\r\n";
         assert_eq!(
             scan(msg),
             HeaderFacts {
                 has_date: true,
-                message_id: Some("<x@y>".into())
+                message_id: Some("<x@y>".into()),
+                received: 2,
             }
         );
         assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
@@ -158,6 +162,7 @@ mod tests {
         let facts = HeaderFacts {
             has_date: true,
             message_id: Some("<o@h>".into()),
+            received: 0,
         };
         assert_eq!(
             submission_repairs(&facts, "D", "<n@h>"),
