@@ -8,7 +8,7 @@ use super::repair::{self, HeaderFacts, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
 use super::{Context, Role, listpost, returns};
-use crate::config::Settings;
+use crate::config::{Settings, sender_allowed};
 use crate::logging::redact;
 use crate::metrics::Rejection;
 use crate::store::{NewMessage, NewRecipient, Origin, QueueId};
@@ -94,6 +94,9 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             Err(reply) => return reply,
         };
     }
+    if let Some(refused) = foreign_from(st, &settings, &received.body) {
+        return refused;
+    }
     let facts = repair::scan(&received.body);
     if facts.received >= MAX_HOPS {
         tracing::info!(client = %st.peer.ip(), hops = facts.received, "refused looping message");
@@ -137,6 +140,18 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
         list,
     };
     queue(ctx, st, &settings, id, msg).await
+}
+
+/// A user's `senders` bind the From field as well as the envelope (DESIGN §3): an address in
+/// From that the user may not use is refused.
+fn foreign_from(st: &SessionState, settings: &Settings, content: &[u8]) -> Option<Reply> {
+    let user = settings.user(st.user.as_deref()?)?;
+    let bad = repair::from_addresses(content)
+        .into_iter()
+        .find(|a| !sender_allowed(user, a))?;
+    tracing::info!(client = %st.peer.ip(), user = %user.name, "refused a From address the user may not use");
+    let text = format!("From address {bad} not allowed for user {}", user.name);
+    Some(Reply::new(550, "5.7.1", text).counted(Rejection::Sender))
 }
 
 /// Why content that has been read completely cannot be taken: a refused BDAT chunk, bare

@@ -56,6 +56,42 @@ pub fn from_domain(msg: &[u8]) -> Option<String> {
     (!domain.is_empty()).then_some(domain)
 }
 
+/// The addresses of the From field (a mailbox list, RFC 5322 §3.6.2), lower-cased; empty when
+/// there is no From field. Commas inside quoted display names do not split.
+pub fn from_addresses(msg: &[u8]) -> Vec<String> {
+    let Some((_, value)) = fields(msg).into_iter().find(|(name, _)| name == "from") else {
+        return Vec::new();
+    };
+    let mut parts = vec![String::new()];
+    let (mut quoted, mut angle) = (false, false);
+    for c in value.chars() {
+        match c {
+            '"' if !angle => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(last) = parts.last_mut() {
+            last.push(c);
+        }
+    }
+    parts
+        .iter()
+        .filter_map(|part| {
+            let addr = match (part.rfind('<'), part.rfind('>')) {
+                (Some(a), Some(b)) if a < b => &part[a + 1..b],
+                _ => part.split_whitespace().find(|w| w.contains('@'))?,
+            };
+            let addr = addr.trim();
+            addr.contains('@').then(|| addr.to_ascii_lowercase())
+        })
+        .collect()
+}
+
 pub fn scan(msg: &[u8]) -> HeaderFacts {
     let mut facts = HeaderFacts::default();
     for (name, value) in fields(msg) {
@@ -139,6 +175,39 @@ mod tests {
             HeaderFacts::default()
         );
         assert_eq!(scan(b""), HeaderFacts::default());
+    }
+
+    #[test]
+    fn from_address_lists() {
+        let table: [(&[u8], &[&str]); 7] = [
+            (
+                b"From: Jane <Jane@Example.org>\r\n\r\n",
+                &["jane@example.org"],
+            ),
+            (b"From: jane@example.org\r\n\r\n", &["jane@example.org"]),
+            (
+                b"From: jane@example.org (Jane)\r\n\r\n",
+                &["jane@example.org"],
+            ),
+            (
+                b"From: \"Doe, Jane\" <jane@x.org>,\r\n bob@y.org\r\n\r\n",
+                &["jane@x.org", "bob@y.org"],
+            ),
+            (
+                b"From: \"a@b.org via list\" <evil@c.org>\r\n\r\n",
+                &["evil@c.org"],
+            ),
+            (b"Subject: x\r\n\r\nFrom: a@b.org\r\n", &[]),
+            (b"From: undisclosed\r\n\r\n", &[]),
+        ];
+        for (msg, want) in table {
+            assert_eq!(
+                from_addresses(msg),
+                want,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
+        }
     }
 
     #[test]
