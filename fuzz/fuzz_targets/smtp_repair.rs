@@ -1,4 +1,5 @@
-//! Header scanning of accepted messages must never panic, whatever the bytes.
+//! Header scanning of accepted messages (trace facts, repairs, From addresses) must never
+//! panic, whatever the bytes.
 #![no_main]
 
 use herald::smtp::repair;
@@ -16,4 +17,9 @@ fuzz_target!(|data: &[u8]| {
         facts.message_id.is_none(),
         id == "<new@host>" && add.contains("Message-ID: ")
     );
+    // From addresses (held to a user's senders): each one an address, lower-cased.
+    for a in repair::from_addresses(data) {
+        assert!(a.contains('@'));
+        assert_eq!(a, a.to_ascii_lowercase());
+    }
 });
