@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Why a command or message was refused (the `reason` label).
@@ -172,30 +172,35 @@ impl Metrics {
 }
 
 /// The snapshot of a running daemon: its counters, its queue, its configured domains.
-pub fn current(
-    metrics: &Metrics,
-    store: &crate::store::Store,
-    settings: &crate::config::Settings,
-) -> Result<Snapshot, crate::store::StoreError> {
-    let (messages, deliveries, oldest) = store.queue_gauges()?;
-    let now = crate::store::now_secs();
-    let queue = QueueGauges {
-        messages,
-        deliveries,
-        oldest_seconds: oldest.map_or(0, |t| now.saturating_sub(t)),
-    };
-    let rates = settings
-        .config
-        .delivery
-        .rate
-        .iter()
-        .filter(|(domain, _)| domain.as_str() != "default")
-        .map(|(domain, r)| {
-            let per_minute = f64::from(r.count) * 60.0 / r.per.as_secs_f64().max(1e-6);
-            (domain.clone(), per_minute)
-        })
-        .collect();
-    Ok(metrics.snapshot(queue, &rates))
+/// Counting the queue walks its trees, so that runs on a blocking thread.
+pub async fn current(
+    metrics: Arc<Metrics>,
+    store: crate::store::Store,
+    settings: Arc<crate::config::Settings>,
+) -> Result<Snapshot, String> {
+    tokio::task::spawn_blocking(move || {
+        let (messages, deliveries, oldest) = store.queue_gauges().map_err(|e| e.to_string())?;
+        let now = crate::store::now_secs();
+        let queue = QueueGauges {
+            messages,
+            deliveries,
+            oldest_seconds: oldest.map_or(0, |t| now.saturating_sub(t)),
+        };
+        let rates = settings
+            .config
+            .delivery
+            .rate
+            .iter()
+            .filter(|(domain, _)| domain.as_str() != "default")
+            .map(|(domain, r)| {
+                let per_minute = f64::from(r.count) * 60.0 / r.per.as_secs_f64().max(1e-6);
+                (domain.clone(), per_minute)
+            })
+            .collect();
+        Ok(metrics.snapshot(queue, &rates))
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// What the store says about the queue.

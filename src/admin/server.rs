@@ -92,15 +92,10 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
     match req {
         Request::ListLs => lists::ls(ctx),
         Request::Stats => {
-            let (metrics, store, settings) = (ctx.metrics.clone(), store.clone(), ctx.settings());
-            let snapshot = tokio::task::spawn_blocking(move || {
-                crate::metrics::current(&metrics, &store, &settings)
-            })
-            .await;
-            match snapshot {
-                Ok(Ok(s)) => Response::ok(json!(s)),
-                Ok(Err(e)) => Response::err(e.to_string()),
-                Err(e) => Response::err(e.to_string()),
+            match crate::metrics::current(ctx.metrics.clone(), store.clone(), ctx.settings()).await
+            {
+                Ok(s) => Response::ok(json!(s)),
+                Err(e) => Response::err(e),
             }
         }
         Request::ListMembers { list, status } => lists::members(ctx, &list, status.as_deref()),

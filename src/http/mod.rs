@@ -118,13 +118,8 @@ fn not_found() -> Response {
 
 /// `GET /metrics`: aggregate counters and gauges in Prometheus text (no addresses).
 async fn metrics(State(web): State<Arc<Web>>) -> Response {
-    let (store, settings, counters) = (web.store.clone(), web.settings(), web.metrics.clone());
-    // Counting the queue walks its trees: not on the runtime's threads.
-    let snapshot =
-        tokio::task::spawn_blocking(move || crate::metrics::current(&counters, &store, &settings))
-            .await;
-    match snapshot {
-        Ok(Ok(s)) => (
+    match crate::metrics::current(web.metrics.clone(), web.store.clone(), web.settings()).await {
+        Ok(s) => (
             [(
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -132,7 +127,6 @@ async fn metrics(State(web): State<Arc<Web>>) -> Response {
             crate::metrics::prometheus(&s),
         )
             .into_response(),
-        Ok(Err(e)) => failed(e),
         Err(e) => failed(e),
     }
 }

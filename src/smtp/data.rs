@@ -94,10 +94,10 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
             Err(reply) => return reply,
         };
     }
-    if let Some(refused) = foreign_from(st, &settings, &received.body) {
+    let facts = repair::scan(&received.body);
+    if let Some(refused) = foreign_from(st, &settings, &facts.from) {
         return refused;
     }
-    let facts = repair::scan(&received.body);
     if facts.received >= MAX_HOPS {
         tracing::info!(client = %st.peer.ip(), hops = facts.received, "refused looping message");
         return Reply::new(554, "5.4.6", "Too many hops: the message is looping");
@@ -144,11 +144,9 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
 
 /// A user's `senders` bind the From field as well as the envelope (DESIGN §3): an address in
 /// From that the user may not use is refused.
-fn foreign_from(st: &SessionState, settings: &Settings, content: &[u8]) -> Option<Reply> {
+fn foreign_from(st: &SessionState, settings: &Settings, from: &[String]) -> Option<Reply> {
     let user = settings.user(st.user.as_deref()?)?;
-    let bad = repair::from_addresses(content)
-        .into_iter()
-        .find(|a| !sender_allowed(user, a))?;
+    let bad = from.iter().find(|a| !sender_allowed(user, a))?;
     tracing::info!(client = %st.peer.ip(), user = %user.name, "refused a From address the user may not use");
     let text = format!("From address {bad} not allowed for user {}", user.name);
     Some(Reply::new(550, "5.7.1", text).counted(Rejection::Sender))

@@ -8,6 +8,8 @@ pub struct HeaderFacts {
     pub message_id: Option<String>,
     /// Received fields: the hops the message has made (loop detection).
     pub received: usize,
+    /// The addresses of the From field, lower-cased (held to a user's `senders`).
+    pub from: Vec<String>,
 }
 
 /// Iterates unfolded header fields `(name, value)` of the header block.
@@ -56,12 +58,9 @@ pub fn from_domain(msg: &[u8]) -> Option<String> {
     (!domain.is_empty()).then_some(domain)
 }
 
-/// The addresses of the From field (a mailbox list, RFC 5322 §3.6.2), lower-cased; empty when
-/// there is no From field. Commas inside quoted display names do not split.
-pub fn from_addresses(msg: &[u8]) -> Vec<String> {
-    let Some((_, value)) = fields(msg).into_iter().find(|(name, _)| name == "from") else {
-        return Vec::new();
-    };
+/// The addresses of a From field's value (a mailbox list, RFC 5322 §3.6.2), lower-cased.
+/// Commas inside quoted display names do not split.
+fn mailboxes(value: &str) -> Vec<String> {
     let mut parts = vec![String::new()];
     let (mut quoted, mut angle) = (false, false);
     for c in value.chars() {
@@ -94,10 +93,15 @@ pub fn from_addresses(msg: &[u8]) -> Vec<String> {
 
 pub fn scan(msg: &[u8]) -> HeaderFacts {
     let mut facts = HeaderFacts::default();
+    let mut seen_from = false;
     for (name, value) in fields(msg) {
         match name.as_str() {
             "date" => facts.has_date = true,
             "received" => facts.received += 1,
+            "from" if !seen_from => {
+                seen_from = true;
+                facts.from = mailboxes(&value);
+            }
             "message-id" if facts.message_id.is_none() => {
                 let v = value.trim();
                 facts.message_id = Some(v.chars().take(998).collect());
@@ -167,6 +171,7 @@ mod tests {
                 has_date: true,
                 message_id: Some("<x@y>".into()),
                 received: 2,
+                from: vec!["a@b.org".into()],
             }
         );
         assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
@@ -201,12 +206,7 @@ mod tests {
             (b"From: undisclosed\r\n\r\n", &[]),
         ];
         for (msg, want) in table {
-            assert_eq!(
-                from_addresses(msg),
-                want,
-                "{}",
-                String::from_utf8_lossy(msg)
-            );
+            assert_eq!(scan(msg).from, want, "{}", String::from_utf8_lossy(msg));
         }
     }
 
@@ -231,7 +231,7 @@ mod tests {
         let facts = HeaderFacts {
             has_date: true,
             message_id: Some("<o@h>".into()),
-            received: 0,
+            ..HeaderFacts::default()
         };
         assert_eq!(
             submission_repairs(&facts, "D", "<n@h>"),
