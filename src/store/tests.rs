@@ -71,6 +71,25 @@ async fn many_concurrent_writers_share_flushes() {
     assert_eq!(store.queue_len(), 640);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_dropped_while_it_leads_a_flush_does_not_wedge_the_others() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    for _ in 0..20 {
+        let id = store.allocate_id();
+        let writer = store.insert_message(id, message(&["r@x.org"]));
+        // Polled once (it inserts and starts a flush), then dropped.
+        let _ = tokio::time::timeout(std::time::Duration::ZERO, writer).await;
+    }
+    let id = store.allocate_id();
+    let last = store.insert_message(id, message(&["r@x.org"]));
+    tokio::time::timeout(std::time::Duration::from_secs(30), last)
+        .await
+        .unwrap_or_else(|_| panic!("the flush never finished"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.queue_len(), 21);
+}
+
 #[test]
 fn queue_ids_round_trip() {
     let id = QueueId(0x0006_4A2B_1234_5678);
