@@ -176,7 +176,7 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
             Ok(id) => match (store.get_message(id), store.get_body(id)) {
                 (Ok(Some(entry)), Ok(body)) => {
                     let mut v = entry_json(&entry);
-                    v["body"] = json!(String::from_utf8_lossy(&body.unwrap_or_default()));
+                    v["body"] = json!(String::from_utf8_lossy(body.as_deref().unwrap_or_default()));
                     Response::ok(v)
                 }
                 (Ok(None), _) => Response::err(format!("no message {id} in the queue")),

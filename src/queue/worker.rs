@@ -13,6 +13,7 @@ use crate::delivery::mx::{Lookup, Route};
 use crate::lists::token;
 use crate::logging::{redact, redact_in};
 use crate::store::{DeliveryRecord, MessageRecord, QueueId, Scope};
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,7 +145,7 @@ fn wire_sender(
     }
 }
 
-fn sign(ctx: &DeliveryContext, body: Vec<u8>) -> Vec<u8> {
+fn sign<'a>(ctx: &DeliveryContext, body: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
     let signers = ctx.signers();
     if signers.is_empty() {
         return body;
@@ -156,7 +157,7 @@ fn sign(ctx: &DeliveryContext, body: Vec<u8>) -> Vec<u8> {
         Some(Ok(header)) => {
             let mut signed = header.into_bytes();
             signed.extend_from_slice(&body);
-            signed
+            Cow::Owned(signed)
         }
         Some(Err(e)) => {
             tracing::warn!(domain = %domain, error = %e, "DKIM signing failed; sending unsigned");
@@ -221,7 +222,7 @@ async fn deliver(
         [one] => listcopy::copy_body(ctx, &settings, &msg, one, &body),
         _ => None,
     }
-    .unwrap_or_else(|| body.clone());
+    .map_or(Cow::Borrowed(&body[..]), Cow::Owned);
     let outcomes = send(
         ctx,
         &settings,
@@ -229,7 +230,7 @@ async fn deliver(
         conn,
         &msg,
         &to_send,
-        sign(ctx, content),
+        &sign(ctx, content),
     )
     .await;
     let show = settings.config.privacy.log_addresses;
@@ -267,7 +268,7 @@ async fn send(
     conn: &mut Option<Connection>,
     msg: &MessageRecord,
     rcpts: &[DeliveryRecord],
-    body: Vec<u8>,
+    body: &[u8],
 ) -> Vec<Outcome> {
     let sender = rcpts
         .first()
@@ -278,7 +279,7 @@ async fn send(
     // about the message, so it gets one more go on a fresh connection.
     let reused = conn.as_ref().is_some_and(Connection::usable);
     if let Some(c) = conn.as_mut().filter(|c| c.usable()) {
-        let outcomes = c.send(&sender, &addresses, &body).await;
+        let outcomes = c.send(&sender, &addresses, body).await;
         if c.usable() || !reused {
             return outcomes;
         }
@@ -286,7 +287,7 @@ async fn send(
     *conn = None;
     match connect(ctx, settings, domain).await {
         Ok(mut c) => {
-            let outcomes = c.send(&sender, &addresses, &body).await;
+            let outcomes = c.send(&sender, &addresses, body).await;
             *conn = Some(c);
             outcomes
         }

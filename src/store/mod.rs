@@ -18,7 +18,7 @@ pub use expand::Expanded;
 pub use flush::FlushError;
 pub use forget::Forgotten;
 pub use lists::{Added, NewMember};
-pub use queue::QueueEntry;
+pub use queue::{Body, QueueEntry};
 pub use records::*;
 
 use std::path::Path;

@@ -180,13 +180,9 @@ impl Store {
         }))
     }
 
-    /// The raw stored message.
-    pub fn get_body(&self, id: QueueId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .inner
-            .bodies
-            .get(id.0.to_be_bytes())?
-            .map(|v| v.to_vec()))
+    /// The raw stored message, shared with the store's cache (not copied).
+    pub fn get_body(&self, id: QueueId) -> Result<Option<Body>, StoreError> {
+        Ok(self.inner.bodies.get(id.0.to_be_bytes())?.map(Body))
     }
 
     /// Removes a message and all its deliveries; durable when it returns. `false` if unknown.
@@ -212,5 +208,16 @@ impl Store {
         drop(gate);
         self.durable().await?;
         Ok(true)
+    }
+}
+
+/// A stored message's bytes, as read from the store: cheap to clone, read through `Deref`.
+#[derive(Clone, Debug)]
+pub struct Body(sled::IVec);
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
