@@ -185,6 +185,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         aux.clone(),
     ));
     spawn_watchdog(&aux, admin_stop.clone());
+    crate::memory::spawn_trimmer(&aux, admin_stop.clone());
 
     notify(&[NotifyState::Ready]);
     announce(&format!("ready (queue: {} messages)", store.queue_len()));

@@ -194,6 +194,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => match load_config(&cli) {
             Err(code) => code,
             Ok(loaded) => {
+                crate::memory::tune_allocator();
                 logging::init(cli.log_format);
                 block_on(crate::daemon::serve(loaded.file, loaded.config))
             }
