@@ -185,7 +185,8 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         aux.clone(),
     ));
     spawn_watchdog(&aux, admin_stop.clone());
-    crate::memory::spawn_trimmer(&aux, admin_stop.clone());
+    let counters = metrics.clone();
+    crate::memory::spawn_trimmer(&aux, admin_stop.clone(), move || counters.activity());
 
     notify(&[NotifyState::Ready]);
     announce(&format!("ready (queue: {} messages)", store.queue_len()));

@@ -90,6 +90,14 @@ impl Default for Metrics {
     }
 }
 
+impl Metrics {
+    /// A number that moves whenever a message is accepted or a delivery attempted.
+    pub fn activity(&self) -> u64 {
+        let sum = |cs: &[AtomicU64]| cs.iter().map(|c| c.load(Ordering::Relaxed)).sum::<u64>();
+        sum(&self.accepted) + sum(&self.attempts)
+    }
+}
+
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }

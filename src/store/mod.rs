@@ -108,7 +108,10 @@ impl Store {
             returns: db.open_tree("returns")?,
             forget_key: std::sync::OnceLock::new(),
             dir: dir.to_path_buf(),
-            commit: flush::GroupCommit::new(db.clone()),
+            commit: flush::GroupCommit::new(db.clone(), dir).map_err(|e| StoreError::Open {
+                path: dir.display().to_string(),
+                reason: e.to_string(),
+            })?,
             last_id: AtomicU64::new(last_id),
             gate: std::sync::RwLock::new(()),
             db,
