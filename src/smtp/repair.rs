@@ -42,20 +42,12 @@ fn fields(msg: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-/// The domain of the first address in the From header, lower-cased.
+/// The domain of the first address in the From header, lower-cased (the DKIM signing domain).
 pub fn from_domain(msg: &[u8]) -> Option<String> {
     let (_, value) = fields(msg).into_iter().find(|(name, _)| name == "from")?;
-    let addr = match (value.rfind('<'), value.rfind('>')) {
-        (Some(a), Some(b)) if a < b => value[a + 1..b].to_string(),
-        _ => value.split(',').next().unwrap_or("").trim().to_string(),
-    };
-    let domain = addr
-        .rsplit_once('@')?
-        .1
-        .trim()
-        .trim_end_matches('>')
-        .to_ascii_lowercase();
-    (!domain.is_empty()).then_some(domain)
+    let first = mailboxes(&value).into_iter().next()?;
+    let domain = first.rsplit_once('@')?.1.trim();
+    (!domain.is_empty()).then(|| domain.to_string())
 }
 
 /// The addresses of a From field's value (a mailbox list, RFC 5322 §3.6.2), lower-cased.
