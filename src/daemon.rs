@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Semaphore, watch};
@@ -187,6 +188,7 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
     spawn_watchdog(&aux, admin_stop.clone());
     let counters = metrics.clone();
     crate::memory::spawn_trimmer(&aux, admin_stop.clone(), move || counters.activity());
+    spawn_compactor(&aux, admin_stop.clone(), store.clone());
 
     notify(&[NotifyState::Ready]);
     announce(&format!("ready (queue: {} messages)", store.queue_len()));
@@ -286,6 +288,33 @@ fn reload(
         }
     }
     notify(&[NotifyState::Ready]);
+}
+
+/// Every half minute, moves the bodies out of sparse spool segments (`store/spool.rs`), so
+/// that a few long-deferred messages do not keep whole segments on disk.
+fn spawn_compactor(tracker: &TaskTracker, stop: CancellationToken, store: Store) {
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let s = store.clone();
+            match tokio::task::spawn_blocking(move || s.compact_spool()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(moved)) => {
+                    tracing::info!(bodies = moved, "compacted the body spool");
+                    if let Err(e) = store.durable().await {
+                        tracing::error!(error = %e, "flushing after compacting the body spool");
+                    }
+                }
+                Ok(Err(e)) => tracing::error!(error = %e, "compacting the body spool"),
+                Err(e) => tracing::error!(error = %e, "compacting the body spool"),
+            }
+        }
+    });
 }
 
 fn spawn_watchdog(tracker: &TaskTracker, stop: CancellationToken) {

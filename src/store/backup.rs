@@ -17,10 +17,19 @@ use std::path::Path;
 /// Records per tree, by tree name.
 pub type TreeCounts = BTreeMap<String, u64>;
 
-/// Copies every tree of `from` into `to` (which should be empty); returns the counts.
-pub(super) fn copy_trees(from: &sled::Db, to: &sled::Db) -> Result<TreeCounts, StoreError> {
+/// Copies every tree of `from` (whose body spool is in `spool`) into `to` (which should be
+/// empty); returns the counts. Spooled bodies are copied inline, into `bodies`: the copy is one
+/// self-contained sled database.
+pub(super) fn copy_trees(
+    from: &sled::Db,
+    spool: &Path,
+    to: &sled::Db,
+) -> Result<TreeCounts, StoreError> {
     let mut counts = TreeCounts::new();
     for name in from.tree_names() {
+        if name.as_ref() == SPOOLED {
+            continue;
+        }
         let (source, dest) = (from.open_tree(&name)?, to.open_tree(&name)?);
         let mut n = 0u64;
         for kv in source.iter() {
@@ -30,8 +39,22 @@ pub(super) fn copy_trees(from: &sled::Db, to: &sled::Db) -> Result<TreeCounts, S
         }
         counts.insert(String::from_utf8_lossy(&name).into_owned(), n);
     }
+    let bodies = to.open_tree(BODIES)?;
+    let mut n = 0u64;
+    for kv in from.open_tree(SPOOLED)?.iter() {
+        let (k, v) = kv?;
+        let body = super::spool::read_from(spool, super::queue::decode_ref(&v)?)?;
+        bodies.insert(k, body)?;
+        n += 1;
+    }
+    *counts.entry("bodies".into()).or_default() += n;
+    to.open_tree(SPOOLED)?;
+    counts.insert("spooled".into(), 0);
     Ok(counts)
 }
+
+const SPOOLED: &[u8] = b"spooled";
+const BODIES: &[u8] = b"bodies";
 
 fn open_fresh(dir: &Path) -> Result<sled::Db, StoreError> {
     let open_err = |reason: String| StoreError::Open {
@@ -55,7 +78,11 @@ impl Store {
         let copy = open_fresh(dest)?;
         let counts = {
             let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
-            copy_trees(&self.inner.db, &copy)?
+            copy_trees(
+                &self.inner.db,
+                &self.inner.dir.join(super::spool::DIR),
+                &copy,
+            )?
         };
         copy.flush()?;
         Ok(counts)

@@ -149,9 +149,9 @@ impl Store {
         let dkey = delivery_key(id, index);
         let mkey = id.0.to_be_bytes();
         let i = &self.inner;
-        let _gate = self.writing();
-        (&i.messages, &i.bodies, &i.deliveries, &i.due)
-            .transaction(|(m, b, d, q)| {
+        let gate = self.writing();
+        let (recorded, removed) = (&i.messages, &i.bodies, &i.spooled, &i.deliveries, &i.due)
+            .transaction(|(m, b, s, d, q)| {
                 let mut rec: DeliveryRecord = get_json(d, &dkey, "deliveries")?;
                 let mut msg: MessageRecord = get_json(m, &mkey, "messages")?;
                 q.remove(&due_key(rec.next_attempt, id, index))?;
@@ -166,11 +166,12 @@ impl Store {
                         rec.last_reply = Some(reply.clone());
                         d.insert(&dkey, encode(&rec))?;
                         q.insert(&due_key(*next_attempt, id, index), &[])?;
-                        return Ok(Recorded {
+                        let recorded = Recorded {
                             message: msg,
                             delivery: rec,
                             message_finished: false,
-                        });
+                        };
+                        return Ok((recorded, None));
                     }
                     AttemptResult::Delivered { reply } => (DeliveryState::Delivered, reply),
                     AttemptResult::Failed { reply } => (DeliveryState::Failed, reply),
@@ -180,19 +181,25 @@ impl Store {
                 d.remove(&dkey)?;
                 msg.finished += 1;
                 let done = msg.finished >= msg.recipients && !msg.expanding;
+                let mut removed = None;
                 if done {
                     m.remove(&mkey)?;
                     b.remove(&mkey)?;
+                    removed = s.remove(&mkey)?;
                 } else {
                     m.insert(&mkey, encode(&msg))?;
                 }
-                Ok(Recorded {
+                let recorded = Recorded {
                     message: msg,
                     delivery: rec,
                     message_finished: done,
-                })
+                };
+                Ok((recorded, removed))
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        drop(gate);
+        self.released(removed);
+        Ok(recorded)
     }
 
     /// Makes deferred deliveries due now: of one message, or of all. Returns how many.

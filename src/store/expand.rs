@@ -84,15 +84,24 @@ impl Store {
         let key = id.0.to_be_bytes();
         let now = now_secs();
         let i = &self.inner;
-        let _gate = self.writing();
-        (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
-            .transaction(|(m, b, d, q, x)| {
+        let gate = self.writing();
+        let trees = (
+            &i.messages,
+            &i.bodies,
+            &i.spooled,
+            &i.deliveries,
+            &i.due,
+            &i.expansions,
+        );
+        let (expanded, removed) = trees
+            .transaction(|(m, b, s, d, q, x)| {
                 let (Some(mv), Some(xv)) = (m.get(key)?, x.get(key)?) else {
                     // Deleted meanwhile: nothing to add.
-                    return Ok(Expanded {
+                    let expanded = Expanded {
                         added: 0,
                         message_finished: true,
-                    });
+                    };
+                    return Ok((expanded, None));
                 };
                 let mut msg: MessageRecord =
                     serde_json::from_slice(&mv).map_err(|_| corrupt("message record"))?;
@@ -117,13 +126,14 @@ impl Store {
                 cursor.next_index += copies.len() as u32;
                 cursor.after = after.map(hex);
                 msg.recipients += copies.len() as u32;
-                let mut finished = false;
+                let (mut finished, mut removed) = (false, None);
                 if last {
                     x.remove(&key)?;
                     msg.expanding = false;
                     if msg.finished >= msg.recipients {
                         m.remove(&key)?;
                         b.remove(&key)?;
+                        removed = s.remove(&key)?;
                         finished = true;
                     }
                 } else {
@@ -132,12 +142,16 @@ impl Store {
                 if !finished {
                     m.insert(&key, encode(&msg))?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(Expanded {
+                let expanded = Expanded {
                     added: copies.len(),
                     message_finished: finished,
-                })
+                };
+                Ok::<_, ConflictableTransactionError<()>>((expanded, removed))
             })
-            .map_err(tx_error)
+            .map_err(tx_error)?;
+        drop(gate);
+        self.released(removed);
+        Ok(expanded)
     }
 }
 

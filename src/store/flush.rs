@@ -25,6 +25,7 @@ struct State {
 #[derive(Clone)]
 pub struct GroupCommit {
     db: sled::Db,
+    spool: Arc<super::spool::Spool>,
     /// The database directory, opened once: its file system is synced after each flush.
     dir: Arc<std::fs::File>,
     state: Arc<Mutex<State>>,
@@ -38,10 +39,15 @@ pub enum FlushError {
 }
 
 impl GroupCommit {
-    pub fn new(db: sled::Db, dir: &std::path::Path) -> std::io::Result<Self> {
+    pub fn new(
+        db: sled::Db,
+        dir: &std::path::Path,
+        spool: Arc<super::spool::Spool>,
+    ) -> std::io::Result<Self> {
         let (tx, _rx) = watch::channel(0);
         Ok(GroupCommit {
             db,
+            spool,
             dir: Arc::new(std::fs::File::open(dir)?),
             state: Arc::default(),
             done: Arc::new(tx),
@@ -93,9 +99,9 @@ impl GroupCommit {
                 st.started += 1;
                 st.started
             };
-            let (db, dir) = (this.db.clone(), this.dir.clone());
-            let result = match tokio::task::spawn_blocking(move || flush_and_sync(&db, &dir)).await
-            {
+            let (db, dir, spool) = (this.db.clone(), this.dir.clone(), this.spool.clone());
+            let flush = move || flush_and_sync(&db, &dir, &spool);
+            let result = match tokio::task::spawn_blocking(flush).await {
                 Ok(result) => result,
                 Err(e) => Err(e.to_string()),
             };
@@ -115,12 +121,21 @@ impl GroupCommit {
     }
 }
 
+/// The body spool is synced first, so no reference on disk points at a body that is not.
 /// sled's `flush()` makes its log stable with `sync_file_range`, which neither commits file
-/// metadata nor flushes the disk's cache, and it never syncs blob files (pages over 128 KiB,
-/// which large bodies produce). Syncing the database's file system afterwards covers all three.
-fn flush_and_sync(db: &sled::Db, dir: &std::fs::File) -> Result<(), String> {
+/// metadata nor flushes the disk's cache, and it never syncs blob files (pages over 128 KiB).
+/// Syncing the database's file system afterwards covers all three. Spool segments that were
+/// spent before the flush began are deleted once it is done.
+fn flush_and_sync(
+    db: &sled::Db,
+    dir: &std::fs::File,
+    spool: &super::spool::Spool,
+) -> Result<(), String> {
+    let spent = spool.sync().map_err(|e| e.to_string())?;
     db.flush().map_err(|e| e.to_string())?;
-    sync_file_system(dir).map_err(|e| format!("syncing the database's file system: {e}"))
+    sync_file_system(dir).map_err(|e| format!("syncing the database's file system: {e}"))?;
+    spool.delete(&spent);
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]

@@ -148,7 +148,7 @@ pub(super) fn rewrite_if_pending(dir: &Path) -> Result<(), StoreError> {
             .path(&fresh)
             .open()
             .map_err(|e| io(&fresh, e))?;
-        super::backup::copy_trees(&db, &new)?;
+        super::backup::copy_trees(&db, &dir.join(super::spool::DIR), &new)?;
         new.flush()?;
     }
     std::fs::rename(dir, &old).map_err(|e| io(dir, e))?;

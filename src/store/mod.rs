@@ -10,6 +10,7 @@ mod forget;
 mod lists;
 mod queue;
 mod records;
+mod spool;
 mod suppression;
 
 pub use backup::TreeCounts;
@@ -20,6 +21,7 @@ pub use forget::Forgotten;
 pub use lists::{Added, NewMember};
 pub use queue::{Body, QueueEntry};
 pub use records::*;
+pub use spool::SpoolError;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub enum StoreError {
     Transaction(String),
     #[error(transparent)]
     Flush(#[from] FlushError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
     #[error("corrupt record in tree {tree}: {reason}")]
     Corrupt { tree: &'static str, reason: String },
     #[error("database schema version {found} is newer than this Herald supports ({supported})")]
@@ -53,7 +57,11 @@ pub struct Store {
 struct Inner {
     db: sled::Db,
     messages: sled::Tree,
+    /// Bodies written before the spool existed (and by backups and rewrites): id → body.
     bodies: sled::Tree,
+    /// id → where the body is in the spool.
+    spooled: sled::Tree,
+    spool: Arc<spool::Spool>,
     deliveries: sled::Tree,
     due: sled::Tree,
     suppression: sled::Tree,
@@ -94,9 +102,17 @@ impl Store {
             Some((k, _)) => queue::decode_id(&k)?.0,
             None => 0,
         };
+        let spooled = db.open_tree("spooled")?;
+        let refs = spooled
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| spool::BodyRef::decode(&v)));
+        let spool = Arc::new(spool::Spool::open(&dir.join(spool::DIR), refs)?);
         let inner = Inner {
             messages,
             bodies: db.open_tree("bodies")?,
+            spooled,
+            spool: spool.clone(),
             deliveries: db.open_tree("deliveries")?,
             due: db.open_tree("due")?,
             suppression: db.open_tree("suppression")?,
@@ -108,9 +124,11 @@ impl Store {
             returns: db.open_tree("returns")?,
             forget_key: std::sync::OnceLock::new(),
             dir: dir.to_path_buf(),
-            commit: flush::GroupCommit::new(db.clone(), dir).map_err(|e| StoreError::Open {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
+            commit: flush::GroupCommit::new(db.clone(), dir, spool).map_err(|e| {
+                StoreError::Open {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                }
             })?,
             last_id: AtomicU64::new(last_id),
             gate: std::sync::RwLock::new(()),

@@ -1,8 +1,10 @@
-//! Queue layout: `messages` (id → envelope), `bodies` (id → raw message), `deliveries`
-//! (id ++ index → delivery state) and `due` (next attempt ++ id ++ index → ()). A message is
-//! written in one transaction across the four trees (five with `expansions` for a list post),
-//! so a crash leaves all of it or none.
+//! Queue layout: `messages` (id → envelope), `spooled` (id → where the body is in the spool,
+//! `spool.rs`; older bodies inline in `bodies`, id → raw message), `deliveries` (id ++ index →
+//! delivery state) and `due` (next attempt ++ id ++ index → ()). The body is appended to the
+//! spool first; then the message is written in one transaction across the trees (with
+//! `expansions` for a list post), so a crash leaves all of it or none.
 
+use super::spool::BodyRef;
 use super::{DeliveryRecord, DeliveryState, MessageRecord, NewMessage, QueueId, Store, StoreError};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -102,13 +104,20 @@ impl Store {
             .expanding
             .then(|| encode(&super::expand::Cursor::start(record.recipients)));
         let i = &self.inner;
+        let body = i.spool.append(&msg.body)?;
         let gate = self.writing();
-        (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
-            .transaction(|(m, b, d, q, x)| {
+        let written = (
+            &i.messages,
+            &i.spooled,
+            &i.deliveries,
+            &i.due,
+            &i.expansions,
+        )
+            .transaction(|(m, s, d, q, x)| {
                 if let Some(cursor) = &expansion {
                     x.insert(&key, cursor.as_slice())?;
                 }
-                b.insert(&key, msg.body.as_slice())?;
+                s.insert(&key, &body.encode())?;
                 for del in &deliveries {
                     d.insert(&delivery_key(id, del.index), encode(del))?;
                     q.insert(&due_key(now, id, del.index), &[])?;
@@ -116,8 +125,12 @@ impl Store {
                 m.insert(&key, envelope.as_slice())?;
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
-            .map_err(tx_error)?;
+            .map_err(tx_error);
         drop(gate);
+        if written.is_err() {
+            i.spool.release(body);
+        }
+        written?;
         self.durable().await?;
         Ok(())
     }
@@ -180,9 +193,63 @@ impl Store {
         }))
     }
 
-    /// The raw stored message, shared with the store's cache (not copied).
+    /// The raw stored message: read from the spool, or (an older one) shared with the
+    /// store's cache.
     pub fn get_body(&self, id: QueueId) -> Result<Option<Body>, StoreError> {
-        Ok(self.inner.bodies.get(id.0.to_be_bytes())?.map(Body))
+        let key = id.0.to_be_bytes();
+        if let Some(v) = self.inner.spooled.get(key)? {
+            let r = decode_ref(&v)?;
+            return Ok(Some(Body(Bytes::Read(self.inner.spool.read(r)?))));
+        }
+        Ok(self.inner.bodies.get(key)?.map(|v| Body(Bytes::Cached(v))))
+    }
+
+    /// Moves the bodies of sparse spool segments to its end, so the segments can be deleted
+    /// (after the next flush). Returns how many bodies moved. Blocking: run it off the runtime.
+    pub fn compact_spool(&self) -> Result<usize, StoreError> {
+        let i = &self.inner;
+        let sparse = i.spool.sparse();
+        if sparse.is_empty() {
+            return Ok(0);
+        }
+        let mut moved = 0;
+        for kv in i.spooled.iter() {
+            let (key, v) = kv?;
+            let old = decode_ref(&v)?;
+            if !sparse.contains(&old.segment) {
+                continue;
+            }
+            let body = match i.spool.read(old) {
+                Ok(body) => body,
+                Err(e) => {
+                    // Left where it is; delivering it reports the same error.
+                    tracing::error!(error = %e, "compacting the body spool");
+                    continue;
+                }
+            };
+            let new = i.spool.append(&body)?;
+            let swapped = {
+                let _gate = self.writing();
+                i.spooled
+                    .compare_and_swap(&key, Some(&v), Some(&new.encode()[..]))?
+            };
+            // Removed (delivered) or moved meanwhile: the copy is not needed.
+            match swapped {
+                Ok(()) => {
+                    i.spool.release(old);
+                    moved += 1;
+                }
+                Err(_) => i.spool.release(new),
+            }
+        }
+        Ok(moved)
+    }
+
+    /// After a transaction that removed a body reference has committed.
+    pub(super) fn released(&self, removed: Option<sled::IVec>) {
+        if let Some(r) = removed.and_then(|v| BodyRef::decode(&v)) {
+            self.inner.spool.release(r);
+        }
     }
 
     /// Removes a message and all its deliveries; durable when it returns. `false` if unknown.
@@ -193,8 +260,16 @@ impl Store {
         let key = id.0.to_be_bytes();
         let i = &self.inner;
         let gate = self.writing();
-        (&i.messages, &i.bodies, &i.deliveries, &i.due, &i.expansions)
-            .transaction(|(m, b, d, q, x)| {
+        let trees = (
+            &i.messages,
+            &i.bodies,
+            &i.spooled,
+            &i.deliveries,
+            &i.due,
+            &i.expansions,
+        );
+        let removed = trees
+            .transaction(|(m, b, s, d, q, x)| {
                 m.remove(&key)?;
                 b.remove(&key)?;
                 x.remove(&key)?;
@@ -202,22 +277,41 @@ impl Store {
                     d.remove(&delivery_key(id, del.index))?;
                     q.remove(&due_key(del.next_attempt, id, del.index))?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                Ok::<_, ConflictableTransactionError<()>>(s.remove(&key)?)
             })
             .map_err(tx_error)?;
         drop(gate);
+        self.released(removed);
         self.durable().await?;
         Ok(true)
     }
 }
 
-/// A stored message's bytes, as read from the store: cheap to clone, read through `Deref`.
+pub(super) fn decode_ref(v: &[u8]) -> Result<BodyRef, StoreError> {
+    BodyRef::decode(v).ok_or(StoreError::Corrupt {
+        tree: "spooled",
+        reason: "a body reference is not 20 bytes".into(),
+    })
+}
+
+/// A stored message's bytes, as read from the store: read through `Deref`.
 #[derive(Clone, Debug)]
-pub struct Body(sled::IVec);
+pub struct Body(Bytes);
+
+#[derive(Clone, Debug)]
+enum Bytes {
+    /// Read from the spool.
+    Read(Vec<u8>),
+    /// Shared with sled's cache (a body stored inline).
+    Cached(sled::IVec),
+}
 
 impl std::ops::Deref for Body {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Bytes::Read(v) => v,
+            Bytes::Cached(v) => v,
+        }
     }
 }
