@@ -55,7 +55,7 @@ impl GroupCommit {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Returns once every write made before this call is on disk.
@@ -91,22 +91,25 @@ impl GroupCommit {
     /// flushes from ~1.8 to ~7 messages each and raised the accept rate by about a tenth
     /// (BENCHMARKS.md); an idle daemon loses nothing, the yield returns at once.
     fn start_flush(&self) {
-        let this = self.clone();
+        // The task holds the database only while it flushes: once a writer sees its flush
+        // done, dropping the last `Store` closes the database (a reopen in the same process
+        // finds it unlocked).
+        let (state, done) = (self.state.clone(), self.done.clone());
+        let (db, dir, spool) = (self.db.clone(), self.dir.clone(), self.spool.clone());
         tokio::spawn(async move {
             tokio::task::yield_now().await;
             let n = {
-                let mut st = this.lock();
+                let mut st = lock(&state);
                 st.started += 1;
                 st.started
             };
-            let (db, dir, spool) = (this.db.clone(), this.dir.clone(), this.spool.clone());
             let flush = move || flush_and_sync(&db, &dir, &spool);
             let result = match tokio::task::spawn_blocking(flush).await {
                 Ok(result) => result,
                 Err(e) => Err(e.to_string()),
             };
             {
-                let mut st = this.lock();
+                let mut st = lock(&state);
                 st.running = false;
                 match result {
                     Ok(()) => st.completed = st.completed.max(n),
@@ -116,9 +119,13 @@ impl GroupCommit {
                     }
                 }
             }
-            this.done.send_modify(|v| *v = n);
+            done.send_modify(|v| *v = n);
         });
     }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The body spool is synced first, so no reference on disk points at a body that is not.

@@ -1,8 +1,8 @@
-//! Queue layout: `messages` (id → envelope), `spooled` (id → where the body is in the spool,
-//! `spool.rs`; older bodies inline in `bodies`, id → raw message), `deliveries` (id ++ index →
-//! delivery state) and `due` (next attempt ++ id ++ index → ()). The body is appended to the
-//! spool first; then the message is written in one transaction across the trees (with
-//! `expansions` for a list post), so a crash leaves all of it or none.
+//! Queue layout: `messages` (id → envelope), `bodies` (id → raw message, for bodies up to
+//! 16 KiB) or `spooled` (id → where a larger body is in the spool, `spool.rs`), `deliveries`
+//! (id ++ index → delivery state) and `due` (next attempt ++ id ++ index → ()). A large body is
+//! appended to the spool first; then the message is written in one transaction across the
+//! trees (with `expansions` for a list post), so a crash leaves all of it or none.
 
 use super::spool::BodyRef;
 use super::{DeliveryRecord, DeliveryState, MessageRecord, NewMessage, QueueId, Store, StoreError};
@@ -104,20 +104,27 @@ impl Store {
             .expanding
             .then(|| encode(&super::expand::Cursor::start(record.recipients)));
         let i = &self.inner;
-        let body = i.spool.append(&msg.body)?;
+        let spooled = (msg.body.len() > INLINE_MAX)
+            .then(|| i.spool.append(&msg.body))
+            .transpose()?;
         let gate = self.writing();
-        let written = (
+        let trees = (
             &i.messages,
+            &i.bodies,
             &i.spooled,
             &i.deliveries,
             &i.due,
             &i.expansions,
-        )
-            .transaction(|(m, s, d, q, x)| {
+        );
+        let written = trees
+            .transaction(|(m, b, s, d, q, x)| {
                 if let Some(cursor) = &expansion {
                     x.insert(&key, cursor.as_slice())?;
                 }
-                s.insert(&key, &body.encode())?;
+                match &spooled {
+                    Some(r) => s.insert(&key, &r.encode())?,
+                    None => b.insert(&key, msg.body.as_slice())?,
+                };
                 for del in &deliveries {
                     d.insert(&delivery_key(id, del.index), encode(del))?;
                     q.insert(&due_key(now, id, del.index), &[])?;
@@ -127,8 +134,8 @@ impl Store {
             })
             .map_err(tx_error);
         drop(gate);
-        if written.is_err() {
-            i.spool.release(body);
+        if let (Err(_), Some(r)) = (&written, spooled) {
+            i.spool.release(r);
         }
         written?;
         self.durable().await?;
@@ -286,6 +293,10 @@ impl Store {
         Ok(true)
     }
 }
+
+/// Bodies up to this size are stored inline, in sled's `bodies` tree: a group commit of small
+/// messages then has no spool segment to sync. Larger ones go to the spool (`spool.rs`).
+const INLINE_MAX: usize = 16 << 10;
 
 pub(super) fn decode_ref(v: &[u8]) -> Result<BodyRef, StoreError> {
     BodyRef::decode(v).ok_or(StoreError::Corrupt {

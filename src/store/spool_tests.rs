@@ -145,21 +145,30 @@ async fn the_store_compacts_a_sparse_segment_and_deletes_it_after_a_flush() {
     assert_eq!(ok(store.get_body(ids[16])).map(|b| b.len()), Some(1 << 20));
 }
 
-/// A body stored inline by an older Herald (or by a backup) is still read, and removed with
-/// its message.
+/// A small body is stored inline (no spool segment to sync), a large one in the spool; both
+/// are read back and removed with their message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_inline_body_is_still_read_and_removed() {
+async fn small_bodies_are_inline_large_ones_spooled() {
     let dir = ok(tempfile::tempdir());
     let store = ok(Store::open(dir.path()));
-    let id = store.allocate_id();
-    ok(store.insert_message(id, message(&["x@y.org"])).await);
-    ok(store.inner.spooled.remove(id.0.to_be_bytes()));
-    ok(store
-        .inner
-        .bodies
-        .insert(id.0.to_be_bytes(), &b"inline"[..]));
-    assert_eq!(ok(store.get_body(id)).as_deref(), Some(&b"inline"[..]));
-    assert!(ok(store.delete_message(id).await));
-    assert!(ok(store.get_body(id)).is_none());
-    assert!(store.inner.bodies.is_empty());
+    let (small, large) = (store.allocate_id(), store.allocate_id());
+    ok(store.insert_message(small, message(&["x@y.org"])).await);
+    let mut big = message(&["x@y.org"]);
+    big.body = vec![b'b'; (16 << 10) + 1];
+    ok(store.insert_message(large, big).await);
+    let (bodies, spooled) = (&store.inner.bodies, &store.inner.spooled);
+    assert_eq!((bodies.len(), spooled.len()), (1, 1));
+    assert!(ok(bodies.get(small.0.to_be_bytes())).is_some());
+    assert!(ok(spooled.get(large.0.to_be_bytes())).is_some());
+    let body = ok(store.get_body(small));
+    assert_eq!(body.as_deref(), Some(&b"Subject: t\r\n\r\nhi\r\n"[..]));
+    assert_eq!(
+        ok(store.get_body(large)).map(|b| b.len()),
+        Some((16 << 10) + 1)
+    );
+    assert!(ok(store.delete_message(small).await));
+    assert!(ok(store.delete_message(large).await));
+    assert!(ok(store.get_body(small)).is_none());
+    assert!(ok(store.get_body(large)).is_none());
+    assert_eq!((bodies.len(), spooled.len()), (0, 0));
 }
