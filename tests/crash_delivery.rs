@@ -1,6 +1,7 @@
 //! Crash while delivering: kill -9 while 10,000 messages flow through Herald to the sink,
 //! restart, and every message that got `250` reaches the sink at least once. Submitters keep
-//! going across the restart; duplicates are counted and reported.
+//! going across the restart; duplicates are counted and reported. Every tenth message is large
+//! enough for the body spool, whose segments are deleted as their messages are delivered.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -18,7 +19,13 @@ const KILL_AT: usize = 4_000;
 
 /// Sends one message on `c`; `true` once it got its 250.
 async fn send_one(c: &mut Client, to: &str, i: usize) -> bool {
-    let body = message("app@example.net", to, &format!("crash {i}"));
+    let mut body = message("app@example.net", to, &format!("crash {i}"));
+    if i % 10 == 0 {
+        // Every tenth is over 16 KiB, so it goes through the body spool.
+        for line in 0..250 {
+            body.push_str(&format!("{line:04} {}\r\n", "y".repeat(75)));
+        }
+    }
     let script = format!("MAIL FROM:<app@example.net>\r\nRCPT TO:<{to}>\r\nDATA\r\n");
     if !c.try_send_raw(script.as_bytes()).await {
         return false;

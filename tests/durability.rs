@@ -3,6 +3,7 @@
 //! directory, and require every acknowledged message — from every round so far — to be there,
 //! with its recipient and content.
 //!
+//! Every seventh message is large enough for the body spool, the rest are stored inline.
 //! Most rounds use `trusted_networks` (no TLS, no AUTH: volume); every fourth round
 //! authenticates over STARTTLS and implicit TLS instead. `HERALD_TEST_SEED` replays a run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -50,7 +51,9 @@ fn body(subject: &str, recipient: &str, big: bool) -> String {
         "From: <alice@example.org>\r\nTo: <{recipient}>\r\nSubject: {subject}\r\n\r\nDurability test.\r\n"
     );
     if big {
-        for i in 0..100 {
+        // About 20 KB: over the 16 KiB up to which bodies stay in sled, so these go through
+        // the body spool.
+        for i in 0..250 {
             b.push_str(&format!("{i:04} {}\r\n", "x".repeat(75)));
         }
     }

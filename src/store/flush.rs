@@ -139,10 +139,14 @@ fn flush_and_sync(
     spool: &super::spool::Spool,
 ) -> Result<(), String> {
     let spent = spool.sync().map_err(|e| e.to_string())?;
-    db.flush().map_err(|e| e.to_string())?;
-    sync_file_system(dir).map_err(|e| format!("syncing the database's file system: {e}"))?;
-    spool.delete(&spent);
-    Ok(())
+    let flushed = db.flush().map_err(|e| e.to_string()).and_then(|_| {
+        sync_file_system(dir).map_err(|e| format!("syncing the database's file system: {e}"))
+    });
+    match &flushed {
+        Ok(()) => spool.delete(&spent),
+        Err(_) => spool.spend_later(&spent),
+    }
+    flushed
 }
 
 #[cfg(target_os = "linux")]

@@ -260,25 +260,32 @@ impl Spool {
             .collect()
     }
 
-    /// Makes every body appended so far durable. Returns the segments that were doomed when it
-    /// began: the caller deletes them (with [`Spool::delete`]) once the database is flushed.
+    /// Makes every body appended so far durable. Returns the segments that were spent when it
+    /// finished: the caller deletes them (with [`Spool::delete`]) once the database is flushed,
+    /// or hands them back (with [`Spool::spend_later`]) if the flush fails.
     pub fn sync(&self) -> Result<Vec<u32>, SpoolError> {
-        let (dirty, doomed) = {
+        let dirty: Vec<(u32, Arc<File>)> = {
             let mut books = lock(&self.books);
-            let dirty: Vec<(u32, Arc<File>)> = std::mem::take(&mut books.dirty)
+            std::mem::take(&mut books.dirty)
                 .into_iter()
                 .filter_map(|s| books.open.get(&s).map(|f| (s, f.clone())))
-                .collect();
-            (dirty, std::mem::take(&mut books.doomed))
+                .collect()
         };
-        for (segment, file) in dirty {
-            let path = segment_path(&self.dir, segment);
+        for (n, (segment, file)) in dirty.iter().enumerate() {
             if let Err(e) = file.sync_data() {
-                lock(&self.books).dirty.insert(segment);
-                return Err(io(&path)(e));
+                let mut books = lock(&self.books);
+                books.dirty.extend(dirty[n..].iter().map(|(s, _)| *s));
+                return Err(io(&segment_path(&self.dir, *segment))(e));
             }
         }
-        Ok(doomed.into_iter().collect())
+        Ok(std::mem::take(&mut lock(&self.books).doomed)
+            .into_iter()
+            .collect())
+    }
+
+    /// Spent segments whose flush failed: they are deleted after a later one.
+    pub fn spend_later(&self, segments: &[u32]) {
+        lock(&self.books).doomed.extend(segments);
     }
 
     /// Deletes segments returned by [`Spool::sync`] (after the flush that followed it).

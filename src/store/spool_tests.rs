@@ -172,3 +172,32 @@ async fn small_bodies_are_inline_large_ones_spooled() {
     assert!(ok(store.get_body(large)).is_none());
     assert_eq!((bodies.len(), spooled.len()), (0, 0));
 }
+
+/// A backup and the rewrite after a forget copy spooled bodies inline: the copy is one sled
+/// database, and the rewritten database starts with an empty spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_take_spooled_bodies_inline() {
+    let dir = ok(tempfile::tempdir());
+    let db = dir.path().join("db");
+    let store = ok(Store::open(&db));
+    let id = store.allocate_id();
+    let mut big = message(&["keep@x.org"]);
+    big.body = vec![b'k'; 100_000];
+    ok(store.insert_message(id, big).await);
+    let copy_dir = dir.path().join("copy");
+    let counts = ok(store.snapshot(&copy_dir));
+    assert_eq!(counts.get("bodies"), Some(&1));
+    assert_eq!(counts.get("spooled"), Some(&0));
+    {
+        let copy = ok(Store::open(&copy_dir));
+        assert_eq!(ok(copy.counts()), counts);
+        let body = ok(copy.get_body(id)).map(|b| b.to_vec());
+        assert_eq!(body, Some(vec![b'k'; 100_000]));
+    }
+    ok(store.forget("gone@x.org").await);
+    drop(store);
+    let store = ok(Store::open(&db));
+    assert_eq!(ok(store.get_body(id)).map(|b| b.len()), Some(100_000));
+    assert!(store.inner.spooled.is_empty());
+    assert_eq!(segments(&db.join(DIR)), vec![1]);
+}
