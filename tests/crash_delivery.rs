@@ -20,7 +20,7 @@ const KILL_AT: usize = 4_000;
 /// Sends one message on `c`; `true` once it got its 250.
 async fn send_one(c: &mut Client, to: &str, i: usize) -> bool {
     let mut body = message("app@example.net", to, &format!("crash {i}"));
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         // Every tenth is over 16 KiB, so it goes through the body spool.
         for line in 0..250 {
             body.push_str(&format!("{line:04} {}\r\n", "y".repeat(75)));
