@@ -4,15 +4,18 @@
 # Fills Herald's queue through smtp-source while delivery points at a closed port (so nothing
 # leaves), stops it with SIGTERM, then starts it again R times and reports the time from exec
 # to the "herald: ready" line (READY=1 is sent at the same moment).
-# Usage: bench/ready-time.sh [--messages N] [--restarts R]
+# Usage: bench/ready-time.sh [--messages N] [--restarts R] [--size BYTES]
+# (bodies over 16 KiB are kept in the body spool, smaller ones in sled)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 MESSAGES=100000
 RESTARTS=5
+SIZE=2048
 while [ $# -gt 0 ]; do
   case "$1" in
     --messages) MESSAGES=$2; shift 2;;
     --restarts) RESTARTS=$2; shift 2;;
+    --size) SIZE=$2; shift 2;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
@@ -54,7 +57,7 @@ stop() { kill -TERM "$PID"; wait "$PID" || true; }
 start
 echo "filling the queue with $MESSAGES messages..." >&2
 t=$(date +%s)
-smtp-source -c -m "$MESSAGES" -s 20 -l 2048 -f bench@src.bench.test -t rcpt@d.bench.test 127.0.0.1:3625 >/dev/null
+smtp-source -c -m "$MESSAGES" -s 20 -l "$SIZE" -f bench@src.bench.test -t rcpt@d.bench.test 127.0.0.1:3625 >/dev/null
 echo "filled in $(( $(date +%s) - t ))s" >&2
 stop
 for i in $(seq "$RESTARTS"); do
