@@ -85,14 +85,7 @@ impl Store {
         let now = now_secs();
         let i = &self.inner;
         let gate = self.writing();
-        let trees = (
-            &i.messages,
-            &i.bodies,
-            &i.spooled,
-            &i.deliveries,
-            &i.due,
-            &i.expansions,
-        );
+        let trees = i.queue_trees();
         let (expanded, removed) = trees
             .transaction(|(m, b, s, d, q, x)| {
                 let (Some(mv), Some(xv)) = (m.get(key)?, x.get(key)?) else {

@@ -82,6 +82,30 @@ struct Inner {
     gate: std::sync::RwLock<()>,
 }
 
+/// The trees a queued message lives in, in the order the queue's transactions take them.
+type QueueTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
+
+impl Inner {
+    /// `messages`, `bodies`, `spooled`, `deliveries`, `due`, `expansions`.
+    fn queue_trees(&self) -> QueueTrees<'_> {
+        (
+            &self.messages,
+            &self.bodies,
+            &self.spooled,
+            &self.deliveries,
+            &self.due,
+            &self.expansions,
+        )
+    }
+}
+
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {

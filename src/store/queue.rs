@@ -108,14 +108,7 @@ impl Store {
             .then(|| i.spool.append(&msg.body))
             .transpose()?;
         let gate = self.writing();
-        let trees = (
-            &i.messages,
-            &i.bodies,
-            &i.spooled,
-            &i.deliveries,
-            &i.due,
-            &i.expansions,
-        );
+        let trees = i.queue_trees();
         let written = trees
             .transaction(|(m, b, s, d, q, x)| {
                 if let Some(cursor) = &expansion {
@@ -267,14 +260,7 @@ impl Store {
         let key = id.0.to_be_bytes();
         let i = &self.inner;
         let gate = self.writing();
-        let trees = (
-            &i.messages,
-            &i.bodies,
-            &i.spooled,
-            &i.deliveries,
-            &i.due,
-            &i.expansions,
-        );
+        let trees = i.queue_trees();
         let removed = trees
             .transaction(|(m, b, s, d, q, x)| {
                 m.remove(&key)?;

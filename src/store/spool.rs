@@ -101,6 +101,8 @@ struct Live {
 
 #[derive(Default)]
 struct Books {
+    /// The segment being written (kept here too, so a release and a roll agree on it).
+    current: u32,
     /// Per segment (only segments with at least one referenced body are listed).
     live: HashMap<u32, Live>,
     /// Segments written since the last sync.
@@ -159,6 +161,7 @@ impl Spool {
         let segment = newest.wrapping_add(1).max(1);
         let file = Arc::new(create(dir, segment)?);
         let mut books = Books {
+            current: segment,
             live,
             ..Books::default()
         };
@@ -206,6 +209,7 @@ impl Spool {
         if !books.live.contains_key(&w.segment) {
             books.doomed.insert(w.segment);
         }
+        books.current = segment;
         books.open.insert(segment, file.clone());
         *w = Writer {
             segment,
@@ -234,8 +238,8 @@ impl Spool {
 
     /// A reference was removed (in a transaction that has committed).
     pub fn release(&self, r: BodyRef) {
-        let current = lock(&self.writer).segment;
         let mut books = lock(&self.books);
+        let current = books.current;
         if let Some(live) = books.live.get_mut(&r.segment) {
             live.bodies = live.bodies.saturating_sub(1);
             live.bytes = live.bytes.saturating_sub(u64::from(r.len));
@@ -250,12 +254,11 @@ impl Spool {
 
     /// Closed segments whose live bodies fill less than a quarter of them.
     pub fn sparse(&self) -> std::collections::HashSet<u32> {
-        let current = lock(&self.writer).segment;
         let books = lock(&self.books);
         books
             .live
             .iter()
-            .filter(|&(&s, l)| s != current && l.bytes < self.segment_bytes / 4)
+            .filter(|&(&s, l)| s != books.current && l.bytes < self.segment_bytes / 4)
             .map(|(&s, _)| s)
             .collect()
     }
