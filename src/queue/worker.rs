@@ -12,7 +12,7 @@ use crate::delivery::client::{Connection, Connector};
 use crate::delivery::mx::{Lookup, Route};
 use crate::lists::token;
 use crate::logging::{redact, redact_in};
-use crate::store::{DeliveryRecord, MessageRecord, QueueId, Scope};
+use crate::store::{DeliveryRecord, MessageRecord, QueueId, Scope, StoreError};
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -167,6 +167,33 @@ fn sign<'a>(ctx: &DeliveryContext, body: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
     }
 }
 
+/// The queued body cannot be read. If it is damaged (its checksum fails) it never will be:
+/// every recipient fails now, and the sender gets a DSN. Any other error (I/O) defers them,
+/// like a temporary failure, so the message is retried on the schedule and not in a loop.
+async fn unreadable(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    recipients: &[DeliveryRecord],
+    error: &StoreError,
+    report: &mut Report,
+) {
+    tracing::error!(queue_id = %msg.id, error = %error, "reading a queued message failed");
+    for rcpt in recipients {
+        let outcome = if error.is_damage() {
+            Outcome::Permanent {
+                reply: format!("554 5.3.0 the queued message is damaged: {error}"),
+            }
+        } else {
+            Outcome::Transient {
+                reply: format!("451 4.3.0 the queued message cannot be read: {error}"),
+                throttle: false,
+            }
+        };
+        apply(ctx, settings, msg, b"", rcpt, outcome, true, report).await;
+    }
+}
+
 async fn deliver(
     ctx: &DeliveryContext,
     domain: &str,
@@ -178,9 +205,14 @@ async fn deliver(
     let indexes = job.recipients.iter().map(|r| r.index).collect();
     let mut report = Report::default();
     let loaded = (ctx.store.message(job.id), ctx.store.get_body(job.id));
-    let (Ok(Some(msg)), Ok(Some(body))) = loaded else {
-        // Deleted meanwhile (queue delete), or unreadable: nothing to do here.
-        return report.event(domain, worker, job.id, indexes);
+    let (msg, body) = match loaded {
+        (Ok(Some(msg)), Ok(Some(body))) => (msg, body),
+        (Ok(Some(msg)), Err(e)) => {
+            unreadable(ctx, &settings, &msg, &job.recipients, &e, &mut report).await;
+            return report.event(domain, worker, job.id, indexes);
+        }
+        // Deleted meanwhile (queue delete): nothing to do here.
+        _ => return report.event(domain, worker, job.id, indexes),
     };
     let mut to_send = Vec::new();
     for rcpt in job.recipients {

@@ -48,6 +48,17 @@ pub enum StoreError {
     Open { path: String, reason: String },
 }
 
+impl StoreError {
+    /// Stored data is damaged (a record that does not decode, a body that fails its checksum),
+    /// as opposed to an error that may go away (I/O).
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt { .. } | StoreError::Spool(SpoolError::Checksum { .. })
+        )
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

@@ -1,0 +1,103 @@
+//! The body spool through the daemon: a large message's body lives in `db/spool/`; if it is
+//! damaged on disk while queued, the delivery fails at once with `5.3.0` and a DSN to the
+//! sender, and the damaged content is never sent.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::sink::{Rule, Sink};
+use common::*;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A message of about 20 KB: over the 16 KiB up to which bodies stay in sled.
+fn large(subject: &str) -> String {
+    let mut body = message("alice@example.org", "damaged@remote.test", subject);
+    for line in 0..250 {
+        body.push_str(&format!("{line:04} {}\r\n", "z".repeat(75)));
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_spooled_body_fails_with_a_dsn_and_is_not_sent() {
+    let sink = Sink::start("127.0.0.1:0").await;
+    sink.set_rules(vec![Rule::RefuseAll {
+        reply: "451 4.3.0 not yet".into(),
+    }]);
+    let d = Daemon::start_top(
+        "trusted_networks = [\"127.0.0.0/8\"]",
+        &format!("[delivery]\nrelay = \"{}\"\nretry = [\"1h\"]\n", sink.addr),
+    );
+    let mut c = d.alice().await;
+    let r = c
+        .send_mail(
+            "alice@example.org",
+            &["damaged@remote.test"],
+            &large("spooled and damaged"),
+        )
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    // The first attempt is deferred (and the next one is an hour away).
+    let deadline = std::time::Instant::now() + WAIT;
+    while sink.refused_mails() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no attempt seen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Damage the body where it lies: the only spooled body, at the start of a segment.
+    let spool = d.dir.path().join("data/db/spool");
+    let segments: Vec<_> = std::fs::read_dir(&spool)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segments[0])
+        .unwrap();
+    file.write_all_at(b"#", 5000).unwrap();
+    file.sync_all().unwrap();
+
+    sink.set_rules(vec![]);
+    let out = d.cli(&["queue", "retry", "--all"]);
+    assert!(out.status.success(), "{out:?}");
+    let got = sink
+        .wait_for(WAIT, "a 5.3.0 DSN", |r| {
+            r.iter().any(|m| m.data.contains("Status: 5.3.0"))
+        })
+        .await;
+    let dsn = got
+        .iter()
+        .find(|m| m.data.contains("Status: 5.3.0"))
+        .unwrap();
+    assert_eq!(
+        (dsn.mail_from.as_str(), dsn.rcpts.as_slice()),
+        ("", &["alice@example.org".to_string()][..])
+    );
+    assert!(
+        got.iter()
+            .all(|m| !m.rcpts.contains(&"damaged@remote.test".to_string())),
+        "the damaged content was sent"
+    );
+    let deadline = std::time::Instant::now() + WAIT;
+    while !d.queue().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", d.queue());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A damaged body is reported, and the daemon goes on: a small message still flows.
+    let r = c
+        .send_mail(
+            "alice@example.org",
+            &["fine@remote.test"],
+            &message("alice@example.org", "fine@remote.test", "after"),
+        )
+        .await;
+    assert!(r.has(250, "2.0.0"), "{r:?}");
+    sink.wait_for(WAIT, "the next message", |r| {
+        r.iter().any(|m| m.rcpts == ["fine@remote.test"])
+    })
+    .await;
+}
