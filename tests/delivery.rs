@@ -26,22 +26,6 @@ async fn submit(d: &Daemon, from: &str, to: &[&str], subject: &str) -> String {
     r.text().rsplit(' ').next().unwrap().to_string()
 }
 
-/// Polls `herald queue ls` until it is empty (there is no event to wait on from outside).
-async fn wait_queue_empty(d: &Daemon, timeout: Duration) {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if d.queue().is_empty() {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue not empty: {:?}",
-            d.queue()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn verify_dkim(dns: &Dns, message: &str) -> Vec<mail_auth::DkimResult> {
     dns.verify_dkim(message).await
 }
@@ -116,7 +100,7 @@ async fn relay_delivery_is_dkim_signed_with_verp() {
         rsa_msg.mail_from, "news@alice.example",
         "no bounce domain, no VERP"
     );
-    wait_queue_empty(&d, WAIT).await;
+    d.wait_queue_empty(WAIT).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +149,7 @@ async fn mx_preference_fallback_and_null_mx() {
         "{}",
         dsn.data
     );
-    wait_queue_empty(&d, WAIT).await;
+    d.wait_queue_empty(WAIT).await;
     assert!(
         d.stderr()
             .matches("delivery attempt")
@@ -285,7 +269,7 @@ async fn retries_dsns_expiry_and_null_sender() {
         )
         .await;
     assert!(r.has(250, "2.0.0"), "{r:?}");
-    wait_queue_empty(&d, WAIT).await;
+    d.wait_queue_empty(WAIT).await;
     let all = sink.received();
     assert_eq!(
         all.iter()
@@ -395,7 +379,7 @@ async fn suppression_is_checked_before_every_delivery_and_retry_now_works() {
         r.iter().any(|m| m.rcpts == ["slow@remote.test"])
     })
     .await;
-    wait_queue_empty(&d, WAIT).await;
+    d.wait_queue_empty(WAIT).await;
     let got = sink.received();
     assert!(
         got.iter()
@@ -433,7 +417,7 @@ async fn outbound_starttls_opportunistic_and_required() {
         "over tls",
     )
     .await;
-    wait_queue_empty(&a, WAIT).await;
+    a.wait_queue_empty(WAIT).await;
     let got = wait_queue(&b, WAIT, |q| !q.is_empty()).await;
     let id = got[0]["id"].as_str().unwrap().to_string();
     let shown = b.cli(&["queue", "show", &id]);
@@ -522,7 +506,7 @@ async fn mixed_recipients_and_dot_lines_with_and_without_pipelining() {
             .unwrap();
         assert!(dsn.data.contains("Status: 5.1.1"), "{}", dsn.data);
         assert!(!dsn.data.contains("later@remote.test"), "{}", dsn.data);
-        wait_queue_empty(&d, WAIT).await;
+        d.wait_queue_empty(WAIT).await;
         let all = sink.received();
         assert_eq!(all.len(), 3, "pipelining={pipelining}: {all:?}");
     }

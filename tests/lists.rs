@@ -199,22 +199,10 @@ async fn double_opt_in_one_click_and_mailto_unsubscribe() {
         copies(r, "second post").len() == 1
     })
     .await;
-    wait_queue_empty(&d).await;
+    d.wait_queue_empty(WAIT).await;
     let after: Vec<Received> = sink.received().into_iter().skip(before).collect();
     assert_eq!(after.len(), 1, "{after:?}");
     assert_eq!(after[0].rcpts, ["third@remote.test"]);
-}
-
-async fn wait_queue_empty(d: &Daemon) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !d.queue().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue not empty: {:?}",
-            d.queue()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +253,7 @@ async fn post_reaches_exactly_the_receiving_members_with_signed_list_headers() {
 
     sink.wait_for(WAIT, "three copies", |r| copies(r, "the post").len() >= 3)
         .await;
-    wait_queue_empty(&d).await;
+    d.wait_queue_empty(WAIT).await;
     let got = sink.received();
     let posts = copies(&got, "the post");
     let to: HashSet<&str> = posts.iter().map(|r| r.rcpts[0].as_str()).collect();
@@ -426,7 +414,7 @@ async fn queued_copy_is_dropped_after_unsubscribe() {
     };
     // The other copy waits for the limiter (one message per 10 s) while its member leaves.
     ok(&d.cli(&["list", "remove", "news", other]));
-    wait_queue_empty(&d).await;
+    d.wait_queue_empty(WAIT).await;
     let all = sink.received();
     assert_eq!(all.len(), 1, "only {first} got a copy: {all:?}");
 }
@@ -486,7 +474,7 @@ async fn service_posts() {
         copies(r, "terms changed").len() >= 3
     })
     .await;
-    wait_queue_empty(&d).await;
+    d.wait_queue_empty(WAIT).await;
     let got = sink.received();
     let posts = copies(&got, "terms changed");
     let to: HashSet<&str> = posts.iter().map(|r| r.rcpts[0].as_str()).collect();

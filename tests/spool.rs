@@ -82,11 +82,7 @@ async fn a_damaged_spooled_body_fails_with_a_dsn_and_is_not_sent() {
             .all(|m| !m.rcpts.contains(&"damaged@remote.test".to_string())),
         "the damaged content was sent"
     );
-    let deadline = std::time::Instant::now() + WAIT;
-    while !d.queue().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "{:?}", d.queue());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    d.wait_queue_empty(WAIT).await;
     // A damaged body is reported, and the daemon goes on: a small message still flows.
     let r = c
         .send_mail(

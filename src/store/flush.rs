@@ -4,8 +4,9 @@
 //! it. Instead a writer records its insert, then calls [`GroupCommit::durable`]: the first writer
 //! that finds no flush running starts one on a blocking thread (in a detached task, so a cancelled
 //! writer cannot wedge the state); every writer waits for a flush that *began after* its insert.
-//! A flush is sled's `flush()` followed by a `syncfs` of the database's file system, because
-//! sled's own flush is not enough against a power cut (see [`flush_and_sync`]).
+//! A flush syncs the body spool, then runs sled's `flush()`, then a `syncfs` of the database's
+//! file system, because sled's own flush is not enough against a power cut (see
+//! [`flush_and_sync`]).
 
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;

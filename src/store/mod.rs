@@ -68,7 +68,8 @@ pub struct Store {
 struct Inner {
     db: sled::Db,
     messages: sled::Tree,
-    /// Bodies written before the spool existed (and by backups and rewrites): id → body.
+    /// id → body, for bodies up to 16 KiB (and every body copied by a backup or a rewrite,
+    /// or written before the spool existed).
     bodies: sled::Tree,
     /// id → where the body is in the spool.
     spooled: sled::Tree,

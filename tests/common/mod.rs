@@ -296,6 +296,19 @@ impl Daemon {
             .unwrap_or_default()
     }
 
+    /// Polls `herald queue ls` until it is empty (there is no event to wait on from outside).
+    pub async fn wait_queue_empty(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.queue().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "queue not empty: {:?}",
+                self.queue()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// A list member's status as `herald list members LIST --json` reports it.
     pub fn member_status(&self, list: &str, address: &str) -> Option<String> {
         let out = self.cli(&["list", "members", list, "--json"]);
