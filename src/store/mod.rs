@@ -3,6 +3,8 @@
 
 mod backup;
 mod bounces;
+#[cfg(test)]
+mod damage;
 mod delivery;
 mod expand;
 mod flush;

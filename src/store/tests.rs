@@ -265,3 +265,13 @@ async fn forget_rewrites_the_database_at_the_next_open_and_survives_an_interrupt
     let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
     assert!(store.member("news", "kept@x.test").ok().flatten().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_records_read_as_errors_not_as_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.damage_suppression("Gone@X.test");
+    assert!(store.suppressed("gone@x.test").is_err());
+    store.damage_member("news", "m@x.test");
+    assert!(store.member("news", "m@x.test").is_err());
+}
