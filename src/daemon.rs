@@ -105,6 +105,11 @@ pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> 
         },
         delivery_stop.clone(),
     ));
+    delivery_tasks.spawn(lists::housekeeping::run(
+        store.clone(),
+        settings_rx.clone(),
+        delivery_stop.clone(),
+    ));
 
     let ctx = Arc::new(smtp::Context {
         settings: settings_rx,

@@ -120,10 +120,12 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
                 Ok(only) => only,
                 Err(r) => return r,
             };
-            if let Some(id) = only
-                && !matches!(store.get_message(id), Ok(Some(_)))
-            {
-                return Response::err(format!("no message {id} in the queue"));
+            if let Some(id) = only {
+                match store.get_message(id) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return Response::err(format!("no message {id} in the queue")),
+                    Err(e) => return Response::err(e.to_string()),
+                }
             }
             match store.retry_now(only, crate::store::now_secs()) {
                 Ok(n) => {

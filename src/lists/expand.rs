@@ -1,20 +1,20 @@
 //! The expander: turns a stored list post into one delivery per member that may receive it,
 //! in batches, after the poster already has the `250`. It resumes unfinished expansions at
-//! start-up (the cursor is in the store) and is woken for each new post. Once an hour it
-//! also forgets sign-ups left unconfirmed for 7 days.
+//! start-up (the cursor is in the store) and is woken for each new post. A store error
+//! aborts the batch it happened in (nothing of it is written) and the expansion is tried again
+//! shortly: a member whose suppression cannot be read is never guessed at.
 
 use crate::config::{Category, Settings};
 use crate::store::{MemberRecord, MemberStatus, QueueId, Scope, Store, StoreError};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Members read (and copies added) per store transaction.
 const BATCH: usize = 500;
-/// VERP deliveries are remembered at least this long (microseconds: 30 days).
-const RETURNS_MIN: u64 = 30 * 24 * 3600 * 1_000_000;
-/// How often unconfirmed sign-ups past their 7 days are removed (and old VERP records).
-const EXPIRE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// An expansion that failed on a store error is tried again after this long.
+const RETRY: Duration = Duration::from_secs(30);
 
 /// Wakes the expander; cheap to clone.
 #[derive(Clone, Default)]
@@ -56,41 +56,45 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     loop {
-        let pending = store.pending_expansions().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading pending list expansions failed");
-            Vec::new()
-        });
-        for id in pending {
-            if stop.is_cancelled() {
-                return;
-            }
-            let settings = settings.borrow().clone();
-            if let Err(e) = expand(&store, &settings, id, &added, &stop).await {
-                tracing::error!(queue_id = %id, error = %e, "list expansion failed");
-            }
-        }
+        let failed = expand_pending(&store, &settings, &added, &stop).await;
         tokio::select! {
             _ = wake.0.notified() => {}
-            _ = tokio::time::sleep(EXPIRE_EVERY) => {
-                // Where VERP deliveries went is kept as long as bounces may still come back.
-                let keep = settings.borrow().config.bounce.soft_window.0.as_micros() as u64;
-                let before = QueueId(crate::store::now_micros().saturating_sub(keep.max(RETURNS_MIN)));
-                if let Err(e) = store.prune_returns(before) {
-                    tracing::error!(error = %e, "pruning remembered VERP deliveries failed");
-                }
-                let cutoff = crate::store::now_secs().saturating_sub(super::consent::PENDING_MAX_AGE);
-                match store.expire_pending(cutoff).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(members = n, "expired unconfirmed sign-ups"),
-                    Err(e) => tracing::error!(error = %e, "expiring unconfirmed sign-ups failed"),
-                }
-            }
+            _ = tokio::time::sleep(RETRY), if failed => {}
             _ = stop.cancelled() => return,
         }
     }
 }
 
-async fn expand(
+/// Works through every unfinished expansion; `true` when one of them (or the listing) failed
+/// and should be tried again.
+async fn expand_pending(
+    store: &Store,
+    settings: &watch::Receiver<Arc<Settings>>,
+    added: &impl Fn(),
+    stop: &CancellationToken,
+) -> bool {
+    let pending = match store.pending_expansions() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "reading pending list expansions failed; retrying");
+            return true;
+        }
+    };
+    let mut failed = false;
+    for id in pending {
+        if stop.is_cancelled() {
+            break;
+        }
+        let settings = settings.borrow().clone();
+        if let Err(e) = expand(store, &settings, id, added, stop).await {
+            tracing::error!(queue_id = %id, error = %e, "list expansion failed; retrying");
+            failed = true;
+        }
+    }
+    failed
+}
+
+pub(super) async fn expand(
     store: &Store,
     settings: &Settings,
     id: QueueId,
@@ -119,11 +123,12 @@ async fn expand(
             Some(_) => store.members_page(&post.list, after.as_deref(), BATCH)?,
             None => (Vec::new(), None),
         };
-        let copies = page
-            .iter()
-            .filter(|m| wanted(store, m, category, post.service))
-            .map(|m| (m.address.clone(), m.id))
-            .collect::<Vec<_>>();
+        let mut copies = Vec::with_capacity(page.len());
+        for m in &page {
+            if wanted(store, m, category, post.service)? {
+                copies.push((m.address.clone(), m.id));
+            }
+        }
         let last = next.is_none();
         let done = store.expand_batch(id, &copies, next.as_deref(), last)?;
         total += done.added;
@@ -139,9 +144,18 @@ async fn expand(
     Ok(())
 }
 
-fn wanted(store: &Store, m: &MemberRecord, category: Option<Category>, service: bool) -> bool {
-    let suppression = store.suppressed(&m.address).ok().flatten().map(|s| s.scope);
-    category.is_some_and(|c| receives(m.status, suppression, c, service))
+/// Whether member `m` gets a copy; a suppression lookup that fails is an error, not a "no".
+fn wanted(
+    store: &Store,
+    m: &MemberRecord,
+    category: Option<Category>,
+    service: bool,
+) -> Result<bool, StoreError> {
+    let Some(category) = category else {
+        return Ok(false);
+    };
+    let suppression = store.suppressed(&m.address)?.map(|s| s.scope);
+    Ok(receives(m.status, suppression, category, service))
 }
 
 #[cfg(test)]

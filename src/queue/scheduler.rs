@@ -136,8 +136,15 @@ impl State {
                     by_message.entry(d.id).or_default().push(d.record);
                 }
                 for (id, records) in by_message {
-                    if let Ok(Some(msg)) = ctx.store.message(id) {
-                        self.enqueue(ctx, id, &msg, records);
+                    match ctx.store.message(id) {
+                        Ok(Some(msg)) => self.enqueue(ctx, id, &msg, records),
+                        // Deleted since the scan: its deliveries went with it.
+                        Ok(None) => {}
+                        Err(e) => {
+                            // Left unclaimed: the next scan, in 5 s, tries again.
+                            tracing::error!(queue_id = %id, error = %e, "reading a due message failed; skipped for now");
+                            self.next_due = Some(self.next_due.map_or(now + 5, |t| t.min(now + 5)));
+                        }
                     }
                 }
             }
@@ -185,7 +192,9 @@ impl State {
             if msg.origin == Origin::Inbound && msg.list.is_none() && own() {
                 // Mail for our own addresses waits for local processing (bounces, unsubscribes);
                 // postmaster mail forwarded elsewhere goes on.
-                let _ = ctx.store.reschedule(id, rec.index, now + HOLD);
+                if let Err(e) = ctx.store.reschedule(id, rec.index, now + HOLD) {
+                    tracing::error!(queue_id = %id, error = %e, "holding local mail failed");
+                }
                 continue;
             }
             self.claimed.insert((id, rec.index));

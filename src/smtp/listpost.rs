@@ -20,19 +20,28 @@ pub fn list_for<'a>(settings: &'a Settings, address: &str) -> Option<&'a List> {
 }
 
 /// RCPT to a list address on submission: the poster must be one of the list's `posters` (a
-/// user name or a sender address) or, on a discussion list, a confirmed member.
+/// user name or a sender address) or, on a discussion list, a confirmed member. A member
+/// lookup that fails is a local error (`451 4.3.0`, try again), never a refusal for good.
 pub fn may_post(st: &SessionState, store: &Store, list: &List, sender: &str) -> Result<(), Reply> {
     let named = list.posters.iter().any(|p| {
         st.user.as_deref() == Some(p.as_str())
             || (!sender.is_empty() && p.eq_ignore_ascii_case(sender))
     });
-    let member = list.kind == ListKind::Discussion
-        && !sender.is_empty()
-        && matches!(
-            store.member(&list.id, sender),
-            Ok(Some(m)) if m.status == MemberStatus::Confirmed
-        );
-    if named || member {
+    if named {
+        return Ok(());
+    }
+    let member = if list.kind == ListKind::Discussion && !sender.is_empty() {
+        match store.member(&list.id, sender) {
+            Ok(m) => m.is_some_and(|m| m.status == MemberStatus::Confirmed),
+            Err(e) => {
+                tracing::error!(list = %list.id, error = %e, "reading a list member failed");
+                return Err(super::reply::common::local_error());
+            }
+        }
+    } else {
+        false
+    };
+    if member {
         Ok(())
     } else {
         Err(Reply::new(
@@ -115,4 +124,47 @@ pub async fn unsubscribe_recipients(
         }
     }
     Ok(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Category;
+
+    fn discussion() -> List {
+        List {
+            id: "talk".into(),
+            address: "talk@example.org".into(),
+            name: "Talk".into(),
+            kind: ListKind::Discussion,
+            posters: vec!["alice".into()],
+            category: Category::Marketing,
+        }
+    }
+
+    /// Who may post, and what a store fault answers: a member record that cannot be read
+    /// is `451 4.3.0` (try again), not `550` (you may not post).
+    #[test]
+    fn posters_members_and_a_store_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let list = discussion();
+        let peer = "127.0.0.1:2000".parse().unwrap();
+        let nobody = SessionState::new(crate::smtp::Role::Submission, peer, true, false);
+        let mut alice = SessionState::new(crate::smtp::Role::Submission, peer, true, false);
+        alice.user = Some("alice".into());
+        store.damage_member("talk", "m@x.test");
+        let code = |st: &SessionState, sender: &str| {
+            may_post(st, &store, &list, sender)
+                .err()
+                .map(|r| (r.code, r.status))
+        };
+        assert_eq!(
+            code(&alice, "m@x.test"),
+            None,
+            "a named poster needs no lookup"
+        );
+        assert_eq!(code(&nobody, "other@x.test"), Some((550, "5.7.1")));
+        assert_eq!(code(&nobody, "m@x.test"), Some((451, "4.3.0")));
+    }
 }

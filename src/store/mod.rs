@@ -3,8 +3,6 @@
 
 mod backup;
 mod bounces;
-#[cfg(test)]
-mod damage;
 mod delivery;
 mod expand;
 mod flush;
@@ -14,6 +12,8 @@ mod queue;
 mod records;
 mod spool;
 mod suppression;
+#[cfg(test)]
+mod testing;
 
 pub use backup::TreeCounts;
 pub use delivery::{AttemptResult, DueDelivery, Recorded};
@@ -141,11 +141,10 @@ impl Store {
             None => 0,
         };
         let spooled = db.open_tree("spooled")?;
-        let refs = spooled
-            .iter()
-            .values()
-            .filter_map(|v| v.ok().and_then(|v| spool::BodyRef::decode(&v)));
-        let spool = Arc::new(spool::Spool::open(&dir.join(spool::DIR), refs)?);
+        // Start-up deletes the segments nothing points into, so every reference must be read:
+        // one skipped would lose every body in its segment. A bad one stops the start instead.
+        let refs = body_refs(&spooled)?;
+        let spool = Arc::new(spool::Spool::open(&dir.join(spool::DIR), refs.into_iter())?);
         let inner = Inner {
             messages,
             bodies: db.open_tree("bodies")?,
@@ -210,6 +209,27 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.inner.db.size_on_disk()?)
     }
+}
+
+/// Every body reference in `spooled`, or the first one that cannot be read or decoded,
+/// named by its queue id.
+fn body_refs(spooled: &sled::Tree) -> Result<Vec<spool::BodyRef>, StoreError> {
+    spooled
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv?;
+            spool::BodyRef::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: "spooled",
+                reason: format!(
+                    "the body reference of message {} is {} bytes, not 20; refusing to start, \
+                     since start-up would delete the spool segment it points into and with it \
+                     every body stored there",
+                    queue::decode_id(&k).map_or_else(|_| format!("{k:?}"), |id| id.to_string()),
+                    v.len()
+                ),
+            })
+        })
+        .collect()
 }
 
 fn check_schema(db: &sled::Db) -> Result<(), StoreError> {

@@ -173,6 +173,40 @@ async fn small_bodies_are_inline_large_ones_spooled() {
     assert_eq!((bodies.len(), spooled.len()), (0, 0));
 }
 
+/// One undecodable body reference stops the start, naming its message, and deletes nothing:
+/// skipping it would let start-up delete the segment and every body in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_body_reference_refuses_the_start_and_keeps_the_segment() {
+    let dir = ok(tempfile::tempdir());
+    let (bad, good) = {
+        let store = ok(Store::open(dir.path()));
+        let (bad, good) = (store.allocate_id(), store.allocate_id());
+        for id in [bad, good] {
+            let mut big = message(&["x@y.org"]);
+            big.body = vec![b'b'; (16 << 10) + 1];
+            ok(store.insert_message(id, big).await);
+        }
+        store.damage_body_ref(bad);
+        ok(store.durable().await);
+        (bad, good)
+    };
+    let spool_dir = dir.path().join(DIR);
+    let before = segments(&spool_dir);
+    let err = match Store::open(dir.path()) {
+        Ok(_) => panic!("a store with a bad body reference opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains(&bad.to_string()), "{err}");
+    assert!(err.contains("spooled"), "{err}");
+    assert_eq!(segments(&spool_dir), before, "no segment deleted");
+    // The good body is still in its segment, byte for byte.
+    let found = before.iter().any(|&n| {
+        std::fs::read(segment_path(&spool_dir, n))
+            .is_ok_and(|b| b.windows(64).any(|w| w == [b'b'; 64]))
+    });
+    assert!(found, "the segment holding {good} is still there");
+}
+
 /// A backup and the rewrite after a forget copy spooled bodies inline: the copy is one sled
 /// database, and the rewritten database starts with an empty spool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
