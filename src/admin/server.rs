@@ -1,4 +1,6 @@
-//! Serves admin requests on the unix socket until shutdown.
+//! Serves admin requests on the unix socket until shutdown: one JSON request line per
+//! connection, one answer. Bounded like every listener: connections open at once, the
+//! request's size and the time it may take to arrive, the time the answer may take to go.
 
 use super::{Request, Response, lists};
 use crate::config::Settings;
@@ -6,17 +8,25 @@ use crate::queue::Arrivals;
 use crate::store::{QueueEntry, QueueId, Scope, Store, Suppression};
 use crate::timefmt::rfc3339;
 use serde_json::{Value, json};
+use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// Large enough for one chunk of a `list import` (the CLI sends 1,000 members at a time).
 const MAX_REQUEST: u64 = 1024 * 1024;
+/// A request line must arrive within this of the connection.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The client must read the whole answer within this.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Admin connections open at once; the CLI opens one per command.
+const MAX_CONNECTIONS: usize = 16;
 
 /// Binds the socket (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -52,6 +62,7 @@ pub async fn serve(
     stop: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let conn = tokio::select! {
             _ = stop.cancelled() => break,
@@ -59,32 +70,54 @@ pub async fn serve(
         };
         match conn {
             Ok((stream, _)) => {
-                let ctx = ctx.clone();
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!("admin connection refused: {MAX_CONNECTIONS} already open");
+                    continue;
+                };
+                let (ctx, stop) = (ctx.clone(), stop.clone());
                 tracker.spawn(async move {
-                    if let Err(e) = handle(stream, &ctx).await {
+                    let _slot = slot;
+                    if let Err(e) = handle(stream, &ctx, &stop).await {
                         tracing::debug!(error = %e, "admin connection failed");
                     }
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "admin accept failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
         }
     }
 }
 
-async fn handle(stream: UnixStream, ctx: &AdminContext) -> std::io::Result<()> {
+/// One request: its line must arrive within [`READ_TIMEOUT`] (and before shutdown), and the
+/// client must take the answer within [`WRITE_TIMEOUT`].
+async fn handle(
+    stream: UnixStream,
+    ctx: &AdminContext,
+    stop: &CancellationToken,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    tokio::select! {
+        r = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)) => {
+            r.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request in time"))??;
+        }
+        _ = stop.cancelled() => return Ok(()),
+    }
     let response = match serde_json::from_str::<Request>(&line) {
         Ok(req) => answer(req, ctx).await,
         Err(e) => Response::err(format!("bad request: {e}")),
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
-    write.write_all(&out).await?;
-    write.shutdown().await
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        write.write_all(&out).await?;
+        write.shutdown().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "answer not taken in time"))?
 }
 
 async fn answer(req: Request, ctx: &AdminContext) -> Response {

@@ -21,6 +21,7 @@ pub struct Config {
     pub unsubscribe: Unsubscribe,
     pub lists: Vec<List>,
     pub limits: Limits,
+    pub http: Http,
     pub bounce: Bounce,
     pub policy: Policy,
     pub privacy: Privacy,
@@ -155,6 +156,20 @@ pub struct Limits {
     pub shutdown_grace: HumanDuration,
 }
 
+/// Bounds on the web listener (DESIGN §16), like `limits` for SMTP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// Concurrent connections over every `listen.http` address; past it new ones are closed.
+    pub max_connections: usize,
+    /// A request's head must arrive within this of when the server starts waiting for it (a
+    /// new connection, or the previous response on a kept-alive one), and its body within
+    /// this again.
+    pub header_timeout: HumanDuration,
+    /// A connection on which no byte moves either way for this long is closed.
+    pub idle_timeout: HumanDuration,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bounce {
@@ -251,6 +266,11 @@ impl Default for Config {
                 data_timeout: mins(10),
                 tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
                 shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            },
+            http: Http {
+                max_connections: 256,
+                header_timeout: HumanDuration(Duration::from_secs(10)),
+                idle_timeout: mins(1),
             },
             bounce: Bounce {
                 soft_limit: 5,

@@ -121,6 +121,18 @@ fn validate_limits(config: &Config) -> Result<(), Problem> {
             return Err(problem(key, "must be at least 1"));
         }
     }
+    let h = &config.http;
+    if h.max_connections == 0 {
+        return Err(problem("http.max_connections", "must be at least 1"));
+    }
+    for (key, value) in [
+        ("http.header_timeout", h.header_timeout),
+        ("http.idle_timeout", h.idle_timeout),
+    ] {
+        if value.0.is_zero() {
+            return Err(problem(key, "must be longer than zero"));
+        }
+    }
     if l.command_timeout.0.is_zero() || l.data_timeout.0.is_zero() {
         return Err(problem(
             "limits.command_timeout",

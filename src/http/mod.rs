@@ -3,7 +3,10 @@
 //! the response. Unknown or forged tokens get `404` and change nothing.
 
 pub mod form;
+mod listener;
 pub mod pages;
+
+pub use listener::{Connections, Stop, serve};
 
 use crate::config::Settings;
 use crate::lists::consent::{self, Signup};
@@ -20,10 +23,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 /// Request bodies are small forms.
-const BODY_LIMIT: usize = 16 * 1024;
+pub(crate) const BODY_LIMIT: usize = 16 * 1024;
 /// Keyed limiter tables are pruned past this many keys.
 const MAX_KEYS: usize = 100_000;
 
@@ -38,6 +40,8 @@ pub struct Web {
     pub on_queued: Box<dyn Fn(QueueId) + Send + Sync>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
     per_address: DefaultKeyedRateLimiter<String>,
+    /// Open connections over every web listener (`http.max_connections`).
+    connections: Connections,
 }
 
 impl Web {
@@ -61,6 +65,7 @@ impl Web {
             on_queued,
             per_ip: DefaultKeyedRateLimiter::keyed(per_hour(20, 5)),
             per_address: DefaultKeyedRateLimiter::keyed(per_hour(3, 2)),
+            connections: Connections::default(),
         })
     }
 
@@ -80,18 +85,11 @@ pub fn router(web: Arc<Web>) -> Router {
             get(unsubscribe_page).post(unsubscribe),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            listener::body_deadline,
+        ))
         .with_state(web)
-}
-
-/// Serves `listener` until `stop`.
-pub async fn serve(listener: tokio::net::TcpListener, web: Arc<Web>, stop: CancellationToken) {
-    let app = router(web).into_make_service_with_connect_info::<SocketAddr>();
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
-    {
-        tracing::error!(error = %e, "http listener failed");
-    }
 }
 
 fn html(status: StatusCode, body: String) -> Response {
