@@ -121,7 +121,7 @@ async fn handle(
 }
 
 async fn answer(req: Request, ctx: &AdminContext) -> Response {
-    let (store, arrivals) = (&ctx.store, &ctx.arrivals);
+    let store = &ctx.store;
     match req {
         Request::ListLs => lists::ls(ctx),
         Request::Stats => {
@@ -148,26 +148,7 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
             Ok(done) => Response::ok(json!(done)),
             Err(e) => Response::err(e.to_string()),
         },
-        Request::QueueRetry { id } => {
-            let only = match id.as_deref().map(parse_id).transpose() {
-                Ok(only) => only,
-                Err(r) => return r,
-            };
-            if let Some(id) = only {
-                match store.get_message(id) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return Response::err(format!("no message {id} in the queue")),
-                    Err(e) => return Response::err(e.to_string()),
-                }
-            }
-            match store.retry_now(only, crate::store::now_secs()) {
-                Ok(n) => {
-                    arrivals.rescan();
-                    Response::ok(json!({ "rescheduled": n }))
-                }
-                Err(e) => Response::err(e.to_string()),
-            }
-        }
+        Request::QueueRetry { id } => queue_retry(ctx, id.as_deref()),
         Request::SuppressionList => match store.suppressions() {
             Ok(list) => Response::ok(json!(list.iter().map(suppression_json).collect::<Vec<_>>())),
             Err(e) => Response::err(e.to_string()),
@@ -176,26 +157,7 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
             address,
             scope,
             reason,
-        } => {
-            let scope: Scope = match scope.parse() {
-                Ok(s) => s,
-                Err(e) => return Response::err(e),
-            };
-            if !address.contains('@') {
-                return Response::err(format!("{address:?} is not an email address"));
-            }
-            let entry = Suppression {
-                address,
-                scope,
-                reason,
-                source: "admin".into(),
-                created: crate::store::now_secs(),
-            };
-            match store.suppress(entry).await {
-                Ok(stored) => Response::ok(suppression_json(&stored)),
-                Err(e) => Response::err(e.to_string()),
-            }
-        }
+        } => suppression_add(store, address, &scope, reason).await,
         Request::SuppressionRemove { address } => match store.unsuppress(&address).await {
             Ok(true) => Response::ok(json!({ "removed": address })),
             Ok(false) => Response::err(format!("{address} is not suppressed")),
@@ -229,6 +191,51 @@ async fn answer(req: Request, ctx: &AdminContext) -> Response {
                 Err(e) => Response::err(e.to_string()),
             },
         },
+    }
+}
+
+/// `queue retry ID|--all`: makes deferred deliveries due now.
+fn queue_retry(ctx: &AdminContext, id: Option<&str>) -> Response {
+    let store = &ctx.store;
+    let only = match id.map(parse_id).transpose() {
+        Ok(only) => only,
+        Err(r) => return r,
+    };
+    if let Some(id) = only {
+        match store.get_message(id) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Response::err(format!("no message {id} in the queue")),
+            Err(e) => return Response::err(e.to_string()),
+        }
+    }
+    match store.retry_now(only, crate::store::now_secs()) {
+        Ok(n) => {
+            ctx.arrivals.rescan();
+            Response::ok(json!({ "rescheduled": n }))
+        }
+        Err(e) => Response::err(e.to_string()),
+    }
+}
+
+/// `suppression add ADDR --scope S --reason TEXT`.
+async fn suppression_add(store: &Store, address: String, scope: &str, reason: String) -> Response {
+    let scope: Scope = match scope.parse() {
+        Ok(s) => s,
+        Err(e) => return Response::err(e),
+    };
+    if !address.contains('@') {
+        return Response::err(format!("{address:?} is not an email address"));
+    }
+    let entry = Suppression {
+        address,
+        scope,
+        reason,
+        source: "admin".into(),
+        created: crate::store::now_secs(),
+    };
+    match store.suppress(entry).await {
+        Ok(stored) => Response::ok(suppression_json(&stored)),
+        Err(e) => Response::err(e.to_string()),
     }
 }
 

@@ -7,8 +7,11 @@
 //! requests may finish within `limits.shutdown_grace` (then they are closed), the admin socket
 //! gets [`ADMIN_GRACE`] to answer what it is answering, a final flush, exit 0.
 
+mod bind;
 mod chores;
 mod signals;
+
+use bind::bind_all;
 
 use crate::config::{Config, Settings};
 use crate::delivery::dkim::Signers;
@@ -26,7 +29,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpSocket, UnixListener};
+use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::{Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -107,45 +110,16 @@ impl Daemon {
         );
         let (arrivals, arrivals_rx) = delivery.arrivals();
         let expand_wake = lists::expand::Wake::default();
-        let smtp = Arc::new(smtp::Context {
-            settings: settings.clone(),
-            store: store.clone(),
-            on_queued: Box::new({
-                let arrivals = arrivals.clone();
-                let expand = expand_wake.clone();
-                move |id| {
-                    arrivals.notify(id);
-                    expand.notify();
-                }
-            }),
+        let shared = Shared {
+            store: &store,
+            settings: &settings,
+            arrivals: &arrivals,
+            metrics: &metrics,
             list_key,
-            verp_key,
-            tls: acceptor,
-            auth_throttle: AuthThrottle::default(),
-            auth_slots: Semaphore::new(2),
-            conns: ConnLimiter::default(),
-            draining: CancellationToken::new(),
-            stop_now: CancellationToken::new(),
-            metrics: metrics.clone(),
-        });
-        let web = http::Web::new(
-            store.clone(),
-            settings.clone(),
-            list_key,
-            metrics.clone(),
-            Box::new({
-                let arrivals = arrivals.clone();
-                move |id| arrivals.notify(id)
-            }),
-        );
-        let admin = Arc::new(admin::AdminContext {
-            store: store.clone(),
-            arrivals: arrivals.clone(),
-            settings,
-            list_key,
-            metrics: metrics.clone(),
-            data_dir: config.data_dir.clone(),
-        });
+        };
+        let smtp = shared.smtp(acceptor, verp_key, &expand_wake);
+        let web = shared.web();
+        let admin = shared.admin(&config);
         let (smtp_listeners, http_listeners) = bind_all(&config)?;
         let admin_path = admin::socket_path(&config.data_dir);
         let admin_listener = admin::bind(&admin_path)
@@ -193,6 +167,67 @@ impl Daemon {
         let _ = std::fs::remove_file(&self.admin_path);
         tracing::info!("herald stopped");
         ended
+    }
+}
+
+/// What the front doors' contexts are made of.
+struct Shared<'a> {
+    store: &'a Store,
+    settings: &'a watch::Receiver<Arc<Settings>>,
+    arrivals: &'a Arrivals,
+    metrics: &'a Arc<Metrics>,
+    list_key: [u8; 32],
+}
+
+impl Shared<'_> {
+    /// The SMTP sessions' context: new mail goes to the scheduler and wakes the expander.
+    fn smtp(
+        &self,
+        tls: tokio_rustls::TlsAcceptor,
+        verp_key: [u8; 32],
+        expand: &lists::expand::Wake,
+    ) -> Arc<smtp::Context> {
+        let (arrivals, expand) = (self.arrivals.clone(), expand.clone());
+        Arc::new(smtp::Context {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            on_queued: Box::new(move |id| {
+                arrivals.notify(id);
+                expand.notify();
+            }),
+            list_key: self.list_key,
+            verp_key,
+            tls,
+            auth_throttle: AuthThrottle::default(),
+            auth_slots: Semaphore::new(2),
+            conns: ConnLimiter::default(),
+            draining: CancellationToken::new(),
+            stop_now: CancellationToken::new(),
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// The web listener's context: confirmation mail goes to the scheduler.
+    fn web(&self) -> Arc<http::Web> {
+        let arrivals = self.arrivals.clone();
+        http::Web::new(
+            self.store.clone(),
+            self.settings.clone(),
+            self.list_key,
+            self.metrics.clone(),
+            Box::new(move |id| arrivals.notify(id)),
+        )
+    }
+
+    fn admin(&self, config: &Config) -> Arc<admin::AdminContext> {
+        Arc::new(admin::AdminContext {
+            store: self.store.clone(),
+            arrivals: self.arrivals.clone(),
+            settings: self.settings.clone(),
+            list_key: self.list_key,
+            metrics: self.metrics.clone(),
+            data_dir: config.data_dir.clone(),
+        })
     }
 }
 
@@ -327,53 +362,4 @@ fn dev_user(config: &Config) -> anyhow::Result<Option<crate::config::User>> {
         }
     }
     Ok(dev.map(|d| d.user))
-}
-
-type Bound = (Vec<(Role, TcpListener)>, Vec<TcpListener>);
-
-/// Binds every SMTP and web listener, announcing each address.
-fn bind_all(config: &Config) -> anyhow::Result<Bound> {
-    let l = &config.listen;
-    let mut smtp = Vec::new();
-    for (role, addrs) in [
-        (Role::Submission, &l.submission),
-        (Role::Submissions, &l.submissions),
-        (Role::Inbound, &l.inbound),
-    ] {
-        for addr in addrs {
-            let listener = bind(addr, role.name())?;
-            announce(&format!(
-                "listening {} {}",
-                role.name(),
-                listener.local_addr()?
-            ));
-            smtp.push((role, listener));
-        }
-    }
-    let mut web = Vec::new();
-    for addr in &l.http {
-        let listener = bind(addr, "http")?;
-        announce(&format!("listening http {}", listener.local_addr()?));
-        web.push(listener);
-    }
-    Ok((smtp, web))
-}
-
-/// Binds a listening socket with a deep accept backlog, so a burst of connections waits in the
-/// kernel for the accept loop (which answers past the limits with `421`) instead of being dropped.
-fn bind(addr: &str, key: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = addr
-        .parse()
-        .with_context(|| format!("listen.{key}: bad address {addr}"))?;
-    let open = || -> std::io::Result<TcpListener> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        socket.listen(4096)
-    };
-    open().with_context(|| format!("cannot listen on {addr}"))
 }
