@@ -1,6 +1,7 @@
 //! Pure classification of one failed delivery: enhanced status code plus the remote reply or
-//! diagnostic text → [`Class`] and a short reason name. Used for inbound bounces and for the
-//! synchronous 5xx replies Herald gets while delivering.
+//! diagnostic text → [`Class`] and a short reason name. Used for inbound bounces (text, which
+//! [`classify`] parses) and for the synchronous replies Herald gets while delivering (typed,
+//! [`classify_reply`], nothing parsed back).
 //!
 //! Hard means the address itself is bad (user or domain unknown, moved, domain accepts no
 //! mail) and only for permanent failures. Everything else that failed is soft — in particular
@@ -11,38 +12,49 @@ mod soft;
 
 use crate::bounce::parse::Class;
 use crate::bounce::parse::text::{lower, reply_code};
+use crate::delivery::reply::{Reply, Status};
 
-/// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text.
+/// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text, as a
+/// returned DSN gives them; the reply code is the first one found in the text.
 ///
 /// A remote "user unknown" reply is hard when it answered RCPT (the text says so: `in reply to
 /// RCPT TO command`, `after RCPT TO`, `>>> RCPT To:` …) or carries an address status
 /// (`X.1.*`). Without either it may come from a content filter after DATA — several providers
-/// word refusals so — and counts as soft (`filtered`). The daemon, classifying its own RCPT
-/// replies, should append `(in reply to RCPT TO command)` to the reply text.
+/// word refusals so — and counts as soft (`filtered`).
 pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str) {
     let d = squeeze(diagnostic);
-    let status = status.and_then(Status::parse);
     let code = reply_code(&d);
+    decide(status.and_then(Status::parse), code, &d)
+}
+
+/// Classifies a reply Herald got (or made) while delivering, with `status` the enhanced status
+/// that counts (the reply's own, or `4.4.7` for an expiry). The daemon notes `(in reply to
+/// RCPT TO command)` on its RCPT replies, which the rules above rely on.
+pub fn classify_reply(status: Option<Status>, reply: &Reply) -> (Class, &'static str) {
+    decide(status, Some(reply.code), &squeeze(&reply.text))
+}
+
+fn decide(status: Option<Status>, code: Option<u16>, d: &str) -> (Class, &'static str) {
     let permanent = match &status {
         Some(s) => s.class == 5,
         None => code.is_none_or(|c| c / 100 == 5),
     };
-    if permanent && let Some(reason) = find(hard::HARD_FIRST, &d) {
+    if permanent && let Some(reason) = find(hard::HARD_FIRST, d) {
         return (Class::Hard, reason);
     }
-    if let Some(reason) = find(soft::SOFT_FIRST, &d) {
+    if let Some(reason) = find(soft::SOFT_FIRST, d) {
         return (Class::Soft, reason);
     }
     if code == Some(525) {
         return (Class::Soft, "suspended");
     }
     if permanent {
-        if refused_as_unknown(&d) {
+        if refused_as_unknown(d) {
             return (Class::Soft, "filtered");
         }
-        let about_address = status.as_ref().is_some_and(Status::about_address);
-        if let Some(reason) = find(hard::HARD, &d) {
-            if reason != "user-unknown" || about_address || trusted(&d) {
+        let about_address = status.as_ref().is_some_and(about_address);
+        if let Some(reason) = find(hard::HARD, d) {
+            if reason != "user-unknown" || about_address || trusted(d) {
                 return (Class::Hard, reason);
             }
             return (Class::Soft, "filtered");
@@ -50,23 +62,23 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
         if about_address {
             return status
                 .as_ref()
-                .and_then(Status::specific)
+                .and_then(specific)
                 .unwrap_or((Class::Hard, "bad-address"));
         }
         if code == Some(556) {
             return (Class::Hard, "no-mail-accepted");
         }
     }
-    if let Some(found) = status.as_ref().and_then(Status::specific)
+    if let Some(found) = status.as_ref().and_then(specific)
         && found.0 == Class::Soft
     {
         return found;
     }
-    if let Some(reason) = find(soft::SOFT_LATE, &d) {
+    if let Some(reason) = find(soft::SOFT_LATE, d) {
         return (Class::Soft, reason);
     }
     match status {
-        Some(s) => (Class::Soft, s.generic()),
+        Some(s) => (Class::Soft, generic(&s)),
         None if !permanent => (Class::Soft, "temporary"),
         None => (Class::Soft, "failed"),
     }
@@ -141,63 +153,44 @@ fn squeeze(s: &str) -> String {
     out
 }
 
-/// An enhanced status code `class.subject.detail`.
-struct Status {
-    class: u16,
-    subject: u16,
-    detail: u16,
+/// `X.1.*` about the recipient's address (not `X.1.7`/`X.1.8`, the sender's).
+fn about_address(s: &Status) -> bool {
+    s.subject == 1 && !matches!(s.detail, 7 | 8)
 }
 
-impl Status {
-    fn parse(s: &str) -> Option<Status> {
-        let mut it = s.trim().split('.').map(|p| p.parse::<u16>().ok());
-        let (class, subject, detail) = (it.next()??, it.next()??, it.next()??);
-        (matches!(class, 2 | 4 | 5) && it.next().is_none()).then_some(Status {
-            class,
-            subject,
-            detail,
-        })
-    }
+/// Classes that a specific code decides on its own.
+fn specific(s: &Status) -> Option<(Class, &'static str)> {
+    let hard = s.class == 5;
+    let found = match (s.subject, s.detail) {
+        (1, 1) | (1, 3) if hard => (Class::Hard, "user-unknown"),
+        (1, 2) if hard => (Class::Hard, "host-unknown"),
+        (1, 6) if hard => (Class::Hard, "has-moved"),
+        (1, 10) if hard => (Class::Hard, "no-mail-accepted"),
+        (2, 1) => (Class::Soft, "suspended"),
+        (2, 2) => (Class::Soft, "mailbox-full"),
+        (2, 3) | (3, 4) => (Class::Soft, "message-too-big"),
+        (3, 1) => (Class::Soft, "system-full"),
+        (4, 7) => (Class::Soft, "expired"),
+        (7, 1) => (Class::Soft, "policy"),
+        (7, 25) => (Class::Soft, "ptr-required"),
+        (7, 23..=27) => (Class::Soft, "auth-failure"),
+        _ => return None,
+    };
+    Some(found)
+}
 
-    /// `X.1.*` about the recipient's address (not `X.1.7`/`X.1.8`, the sender's).
-    fn about_address(&self) -> bool {
-        self.subject == 1 && !matches!(self.detail, 7 | 8)
-    }
-
-    /// Classes that a specific code decides on its own.
-    fn specific(&self) -> Option<(Class, &'static str)> {
-        let hard = self.class == 5;
-        let found = match (self.subject, self.detail) {
-            (1, 1) | (1, 3) if hard => (Class::Hard, "user-unknown"),
-            (1, 2) if hard => (Class::Hard, "host-unknown"),
-            (1, 6) if hard => (Class::Hard, "has-moved"),
-            (1, 10) if hard => (Class::Hard, "no-mail-accepted"),
-            (2, 1) => (Class::Soft, "suspended"),
-            (2, 2) => (Class::Soft, "mailbox-full"),
-            (2, 3) | (3, 4) => (Class::Soft, "message-too-big"),
-            (3, 1) => (Class::Soft, "system-full"),
-            (4, 7) => (Class::Soft, "expired"),
-            (7, 1) => (Class::Soft, "policy"),
-            (7, 25) => (Class::Soft, "ptr-required"),
-            (7, 23..=27) => (Class::Soft, "auth-failure"),
-            _ => return None,
-        };
-        Some(found)
-    }
-
-    /// A reason for any code, from its subject (RFC 3463 §3).
-    fn generic(&self) -> &'static str {
-        match self.subject {
-            1 => "bad-address",
-            2 => "mailbox",
-            3 => "system-error",
-            4 => "network-error",
-            5 => "protocol-error",
-            6 => "content-error",
-            7 => "policy",
-            _ if self.class == 4 => "temporary",
-            _ => "failed",
-        }
+/// A reason for any code, from its subject (RFC 3463 §3).
+fn generic(s: &Status) -> &'static str {
+    match s.subject {
+        1 => "bad-address",
+        2 => "mailbox",
+        3 => "system-error",
+        4 => "network-error",
+        5 => "protocol-error",
+        6 => "content-error",
+        7 => "policy",
+        _ if s.class == 4 => "temporary",
+        _ => "failed",
     }
 }
 
@@ -377,12 +370,88 @@ mod tests {
         }
     }
 
+    /// Delivery replies, typed, class as their rendered text classifies through the text
+    /// entry point (what the daemon did before replies were typed).
     #[test]
-    fn status_parse() {
-        assert!(Status::parse("5.1.1").is_some());
-        assert!(Status::parse("5.1.351").is_some());
-        assert!(Status::parse("3.1.1").is_none());
-        assert!(Status::parse("5.1").is_none());
-        assert!(Status::parse("5.1.1.1").is_none());
+    fn typed_replies() {
+        use Class::{Hard, Soft};
+        let rcpt = "in reply to RCPT TO command";
+        let data = "in reply to end of DATA command";
+        let cases: &[(Reply, Option<Status>, Class, &str)] = &[
+            (
+                Reply::from_wire(550, [5, 1, 1], "no such user").noted(rcpt),
+                None,
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Reply::from_wire(550, [0, 0, 0], "Unknown user a@b.c").noted(rcpt),
+                None,
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Reply::from_wire(550, [0, 0, 0], "No such user here").noted(data),
+                None,
+                Soft,
+                "filtered",
+            ),
+            (
+                Reply::new(
+                    556,
+                    Status::new(5, 1, 10),
+                    "x.test accepts no mail (null MX)",
+                ),
+                None,
+                Hard,
+                "no-mail-accepted",
+            ),
+            (
+                // "does not exist" is read as a mailbox's wording first; hard either way.
+                Reply::new(550, Status::new(5, 1, 2), "domain x.test does not exist"),
+                None,
+                Hard,
+                "user-unknown",
+            ),
+            (
+                Reply::from_wire(554, [5, 7, 1], "blocked using zen.spamhaus.org").noted(data),
+                None,
+                Soft,
+                "spam-block",
+            ),
+            (
+                Reply::from_wire(451, [4, 3, 0], "not yet").noted("gave up: message expired"),
+                Some(Status::new(4, 4, 7)),
+                Soft,
+                "expired",
+            ),
+            (
+                Reply::from_wire(525, [0, 0, 0], "account disabled").noted(rcpt),
+                None,
+                Soft,
+                "suspended",
+            ),
+            (
+                Reply::from_wire(554, [0, 0, 0], "rejected").noted(data),
+                None,
+                Soft,
+                "policy",
+            ),
+            (
+                Reply::from_wire(554, [0, 0, 0], "go away").noted(data),
+                None,
+                Soft,
+                "failed",
+            ),
+        ];
+        for (reply, status, class, reason) in cases {
+            let status = status.or(reply.status);
+            let typed = classify_reply(status, reply);
+            assert_eq!(typed, (*class, *reason), "{reply}");
+            let text = status
+                .unwrap_or_else(|| reply.status_or_generic())
+                .to_string();
+            assert_eq!(classify(Some(&text), &reply.to_string()), typed, "{reply}");
+        }
     }
 }

@@ -22,7 +22,11 @@ impl Store {
     /// fail for it.
     pub(crate) fn damage_member(&self, list: &str, address: &str) {
         let _gate = self.writing();
-        if let Err(e) = self.inner.members.insert(member_key(list, address), GARBAGE) {
+        if let Err(e) = self
+            .inner
+            .members
+            .insert(member_key(list, address), GARBAGE)
+        {
             panic!("damaging a member record: {e}");
         }
     }
