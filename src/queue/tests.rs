@@ -278,3 +278,18 @@ async fn a_local_failure_tells_the_sender_and_counts_no_bounce() {
     );
     assert!(ok(bench.store().suppressed("remote@remote.test")).is_some());
 }
+
+/// One connector per settings generation: the same settings give the same connector, a
+/// reload (a new `Arc<Settings>`) a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connector_is_built_once_per_settings_generation() {
+    let bench = Bench::new().await;
+    let settings = bench.ctx.settings();
+    let first = ok(bench.ctx.connector(&settings));
+    let again = ok(bench.ctx.connector(&bench.ctx.settings()));
+    assert!(Arc::ptr_eq(&first, &again), "rebuilt for the same settings");
+    let reloaded = Arc::new(Settings::clone(&settings));
+    let fresh = ok(bench.ctx.connector(&reloaded));
+    assert!(!Arc::ptr_eq(&first, &fresh), "kept across a reload");
+    assert!(Arc::ptr_eq(&fresh, &ok(bench.ctx.connector(&reloaded))));
+}
