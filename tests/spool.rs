@@ -83,6 +83,15 @@ async fn a_damaged_spooled_body_fails_with_a_dsn_and_is_not_sent() {
         "the damaged content was sent"
     );
     d.wait_queue_empty(WAIT).await;
+    // The damage is Herald's own fault: it failed the recipient and counted no bounce.
+    let out = d.cli(&["--json", "stats"]);
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = [&s["failed"], &s["bounced"]["hard"], &s["bounced"]["soft"]];
+    assert_eq!(
+        counts.map(|c| c.as_u64()),
+        [Some(1), Some(0), Some(0)],
+        "{s}"
+    );
     // A damaged body is reported, and the daemon goes on: a small message still flows.
     let r = c
         .send_mail(

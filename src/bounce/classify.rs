@@ -1,6 +1,7 @@
 //! Pure classification of one failed delivery: enhanced status code plus the remote reply or
-//! diagnostic text → [`Class`] and a short reason name. Used for inbound bounces and for the
-//! synchronous 5xx replies Herald gets while delivering.
+//! diagnostic text → [`Class`] and a short reason name. Used for inbound bounces (text, which
+//! [`classify`] parses) and for the synchronous replies Herald gets while delivering (typed,
+//! [`classify_reply`], nothing parsed back).
 //!
 //! Hard means the address itself is bad (user or domain unknown, moved, domain accepts no
 //! mail) and only for permanent failures. Everything else that failed is soft — in particular
@@ -11,38 +12,49 @@ mod soft;
 
 use crate::bounce::parse::Class;
 use crate::bounce::parse::text::{lower, reply_code};
+use crate::delivery::reply::{Reply, Status};
 
-/// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text.
+/// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text, as a
+/// returned DSN gives them; the reply code is the first one found in the text.
 ///
 /// A remote "user unknown" reply is hard when it answered RCPT (the text says so: `in reply to
 /// RCPT TO command`, `after RCPT TO`, `>>> RCPT To:` …) or carries an address status
 /// (`X.1.*`). Without either it may come from a content filter after DATA — several providers
-/// word refusals so — and counts as soft (`filtered`). The daemon, classifying its own RCPT
-/// replies, should append `(in reply to RCPT TO command)` to the reply text.
+/// word refusals so — and counts as soft (`filtered`).
 pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str) {
     let d = squeeze(diagnostic);
-    let status = status.and_then(Status::parse);
     let code = reply_code(&d);
+    decide(status.and_then(Status::parse), code, &d)
+}
+
+/// Classifies a reply Herald got (or made) while delivering, with `status` the enhanced status
+/// that counts (the reply's own, or `4.4.7` for an expiry). The daemon notes `(in reply to
+/// RCPT TO command)` on its RCPT replies, which the rules above rely on.
+pub fn classify_reply(status: Option<Status>, reply: &Reply) -> (Class, &'static str) {
+    decide(status, Some(reply.code), &squeeze(&reply.text))
+}
+
+fn decide(status: Option<Status>, code: Option<u16>, d: &str) -> (Class, &'static str) {
     let permanent = match &status {
         Some(s) => s.class == 5,
         None => code.is_none_or(|c| c / 100 == 5),
     };
-    if permanent && let Some(reason) = find(hard::HARD_FIRST, &d) {
+    if permanent && let Some(reason) = find(hard::HARD_FIRST, d) {
         return (Class::Hard, reason);
     }
-    if let Some(reason) = find(soft::SOFT_FIRST, &d) {
+    if let Some(reason) = find(soft::SOFT_FIRST, d) {
         return (Class::Soft, reason);
     }
     if code == Some(525) {
         return (Class::Soft, "suspended");
     }
     if permanent {
-        if refused_as_unknown(&d) {
+        if refused_as_unknown(d) {
             return (Class::Soft, "filtered");
         }
-        let about_address = status.as_ref().is_some_and(Status::about_address);
-        if let Some(reason) = find(hard::HARD, &d) {
-            if reason != "user-unknown" || about_address || trusted(&d) {
+        let about_address = status.as_ref().is_some_and(about_address);
+        if let Some(reason) = find(hard::HARD, d) {
+            if reason != "user-unknown" || about_address || trusted(d) {
                 return (Class::Hard, reason);
             }
             return (Class::Soft, "filtered");
@@ -50,23 +62,23 @@ pub fn classify(status: Option<&str>, diagnostic: &str) -> (Class, &'static str)
         if about_address {
             return status
                 .as_ref()
-                .and_then(Status::specific)
+                .and_then(specific)
                 .unwrap_or((Class::Hard, "bad-address"));
         }
         if code == Some(556) {
             return (Class::Hard, "no-mail-accepted");
         }
     }
-    if let Some(found) = status.as_ref().and_then(Status::specific)
+    if let Some(found) = status.as_ref().and_then(specific)
         && found.0 == Class::Soft
     {
         return found;
     }
-    if let Some(reason) = find(soft::SOFT_LATE, &d) {
+    if let Some(reason) = find(soft::SOFT_LATE, d) {
         return (Class::Soft, reason);
     }
     match status {
-        Some(s) => (Class::Soft, s.generic()),
+        Some(s) => (Class::Soft, generic(&s)),
         None if !permanent => (Class::Soft, "temporary"),
         None => (Class::Soft, "failed"),
     }
@@ -141,248 +153,46 @@ fn squeeze(s: &str) -> String {
     out
 }
 
-/// An enhanced status code `class.subject.detail`.
-struct Status {
-    class: u16,
-    subject: u16,
-    detail: u16,
+/// `X.1.*` about the recipient's address (not `X.1.7`/`X.1.8`, the sender's).
+fn about_address(s: &Status) -> bool {
+    s.subject == 1 && !matches!(s.detail, 7 | 8)
 }
 
-impl Status {
-    fn parse(s: &str) -> Option<Status> {
-        let mut it = s.trim().split('.').map(|p| p.parse::<u16>().ok());
-        let (class, subject, detail) = (it.next()??, it.next()??, it.next()??);
-        (matches!(class, 2 | 4 | 5) && it.next().is_none()).then_some(Status {
-            class,
-            subject,
-            detail,
-        })
-    }
+/// Classes that a specific code decides on its own.
+fn specific(s: &Status) -> Option<(Class, &'static str)> {
+    let hard = s.class == 5;
+    let found = match (s.subject, s.detail) {
+        (1, 1) | (1, 3) if hard => (Class::Hard, "user-unknown"),
+        (1, 2) if hard => (Class::Hard, "host-unknown"),
+        (1, 6) if hard => (Class::Hard, "has-moved"),
+        (1, 10) if hard => (Class::Hard, "no-mail-accepted"),
+        (2, 1) => (Class::Soft, "suspended"),
+        (2, 2) => (Class::Soft, "mailbox-full"),
+        (2, 3) | (3, 4) => (Class::Soft, "message-too-big"),
+        (3, 1) => (Class::Soft, "system-full"),
+        (4, 7) => (Class::Soft, "expired"),
+        (7, 1) => (Class::Soft, "policy"),
+        (7, 25) => (Class::Soft, "ptr-required"),
+        (7, 23..=27) => (Class::Soft, "auth-failure"),
+        _ => return None,
+    };
+    Some(found)
+}
 
-    /// `X.1.*` about the recipient's address (not `X.1.7`/`X.1.8`, the sender's).
-    fn about_address(&self) -> bool {
-        self.subject == 1 && !matches!(self.detail, 7 | 8)
-    }
-
-    /// Classes that a specific code decides on its own.
-    fn specific(&self) -> Option<(Class, &'static str)> {
-        let hard = self.class == 5;
-        let found = match (self.subject, self.detail) {
-            (1, 1) | (1, 3) if hard => (Class::Hard, "user-unknown"),
-            (1, 2) if hard => (Class::Hard, "host-unknown"),
-            (1, 6) if hard => (Class::Hard, "has-moved"),
-            (1, 10) if hard => (Class::Hard, "no-mail-accepted"),
-            (2, 1) => (Class::Soft, "suspended"),
-            (2, 2) => (Class::Soft, "mailbox-full"),
-            (2, 3) | (3, 4) => (Class::Soft, "message-too-big"),
-            (3, 1) => (Class::Soft, "system-full"),
-            (4, 7) => (Class::Soft, "expired"),
-            (7, 1) => (Class::Soft, "policy"),
-            (7, 25) => (Class::Soft, "ptr-required"),
-            (7, 23..=27) => (Class::Soft, "auth-failure"),
-            _ => return None,
-        };
-        Some(found)
-    }
-
-    /// A reason for any code, from its subject (RFC 3463 §3).
-    fn generic(&self) -> &'static str {
-        match self.subject {
-            1 => "bad-address",
-            2 => "mailbox",
-            3 => "system-error",
-            4 => "network-error",
-            5 => "protocol-error",
-            6 => "content-error",
-            7 => "policy",
-            _ if self.class == 4 => "temporary",
-            _ => "failed",
-        }
+/// A reason for any code, from its subject (RFC 3463 §3).
+fn generic(s: &Status) -> &'static str {
+    match s.subject {
+        1 => "bad-address",
+        2 => "mailbox",
+        3 => "system-error",
+        4 => "network-error",
+        5 => "protocol-error",
+        6 => "content-error",
+        7 => "policy",
+        _ if s.class == 4 => "temporary",
+        _ => "failed",
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table() {
-        use Class::{Hard, Soft};
-        let cases: &[(Option<&str>, &str, Class, &str)] = &[
-            (
-                Some("5.1.1"),
-                "550 5.1.1 <a@b.c>... User Unknown",
-                Hard,
-                "user-unknown",
-            ),
-            (
-                None,
-                "550 Unknown user a@b.c (in reply to RCPT TO command)",
-                Hard,
-                "user-unknown",
-            ),
-            (None, "550 Unknown user a@b.c", Soft, "filtered"),
-            (
-                Some("5.0.0"),
-                ">>> DATA <<< 550 No such user here",
-                Soft,
-                "filtered",
-            ),
-            (
-                Some("5.0.0"),
-                "after RCPT TO:<a@b.c>: 550 No such user here",
-                Hard,
-                "user-unknown",
-            ),
-            (
-                Some("5.0.0"),
-                ">>> RCPT To:<a@b.c> <<< 250 >>> DATA <<< 550 No such user",
-                Soft,
-                "filtered",
-            ),
-            (
-                Some("5.1.351"),
-                "550 5.1.351 unknown recipient -> 550 : User unknown",
-                Soft,
-                "filtered",
-            ),
-            (
-                Some("5.1.1"),
-                "The email address you entered couldn't be found. 550 5.1.1 RESOLVER.ADR.RecipNotFound",
-                Hard,
-                "user-unknown",
-            ),
-            (
-                Some("4.0.0"),
-                "The domain example.jp couldn't be found",
-                Soft,
-                "temporary",
-            ),
-            (
-                Some("5.0.0"),
-                "The domain example.jp couldn't be found",
-                Hard,
-                "host-unknown",
-            ),
-            (
-                None,
-                "The recipient name is not recognized",
-                Hard,
-                "user-unknown",
-            ),
-            (Some("5.1.1"), "", Hard, "user-unknown"),
-            (Some("4.1.1"), "450 user unknown", Soft, "bad-address"),
-            (Some("5.1.2"), "Host unknown", Hard, "host-unknown"),
-            (
-                None,
-                "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)",
-                Hard,
-                "host-unknown",
-            ),
-            (Some("5.1.6"), "551 user has moved", Hard, "has-moved"),
-            (
-                Some("5.1.10"),
-                "556 5.1.10 domain does not accept mail",
-                Hard,
-                "no-mail-accepted",
-            ),
-            (
-                Some("5.7.1"),
-                "554 5.7.1 Service unavailable; client host blocked using zen.spamhaus.org",
-                Soft,
-                "spam-block",
-            ),
-            (
-                Some("5.7.1"),
-                "550 5.7.1 Message rejected as spam; user unknown",
-                Soft,
-                "spam-block",
-            ),
-            (
-                Some("5.7.1"),
-                "550 5.7.1 Delivery not authorized",
-                Soft,
-                "policy",
-            ),
-            (
-                Some("5.2.2"),
-                "552 5.2.2 Mailbox full",
-                Soft,
-                "mailbox-full",
-            ),
-            (
-                None,
-                "552 Requested mail action aborted: exceeded storage allocation; user unknown",
-                Soft,
-                "mailbox-full",
-            ),
-            (
-                Some("5.3.4"),
-                "552 message size exceeds fixed limit",
-                Soft,
-                "message-too-big",
-            ),
-            (Some("4.4.7"), "retry timeout exceeded", Soft, "expired"),
-            (
-                Some("5.7.26"),
-                "550-5.7.26 Unauthenticated email is not accepted due to DMARC",
-                Soft,
-                "auth-failure",
-            ),
-            (
-                Some("5.7.1"),
-                "554 5.7.1 <a@b.c>: Relay access denied",
-                Soft,
-                "relay-denied",
-            ),
-            (
-                None,
-                "421 4.7.0 Try again later, closing connection",
-                Soft,
-                "rate-limited",
-            ),
-            (
-                Some("5.2.1"),
-                "550 5.2.1 The email account that you tried to reach is disabled",
-                Soft,
-                "suspended",
-            ),
-            (Some("5.0.0"), "550 rejected", Soft, "policy"),
-            (None, "", Soft, "failed"),
-            (
-                Some("5.4.6"),
-                "554 5.4.6 Hop count exceeded - possible mail loop",
-                Soft,
-                "network-error",
-            ),
-            (
-                None,
-                "550 User some.name (a@b.c) not listed in Domino Directory",
-                Hard,
-                "user-unknown",
-            ),
-            (
-                Some("5.1.1"),
-                "550 5.1.1 <a@b.c>: Sender address rejected: blacklisted",
-                Soft,
-                "sender-rejected",
-            ),
-        ];
-        for (status, diag, class, reason) in cases {
-            assert_eq!(
-                classify(*status, diag),
-                (*class, *reason),
-                "{status:?} {diag}"
-            );
-        }
-    }
-
-    #[test]
-    fn status_parse() {
-        assert!(Status::parse("5.1.1").is_some());
-        assert!(Status::parse("5.1.351").is_some());
-        assert!(Status::parse("3.1.1").is_none());
-        assert!(Status::parse("5.1").is_none());
-        assert!(Status::parse("5.1.1.1").is_none());
-    }
-}
+mod tests;

@@ -1,17 +1,18 @@
 //! Pure construction of RFC 3464 DSNs for submitted mail that failed permanently or expired,
 //! and the RFC 3461 rules for whether one is sent at all.
 
+use crate::delivery::reply::{Reply, Status};
 use crate::timefmt::rfc5322;
 
 /// One failed recipient in a DSN.
 pub struct Failed<'a> {
     pub address: &'a str,
     pub orcpt: Option<&'a str>,
-    /// Enhanced status such as `5.1.1`.
-    pub status: String,
-    /// The remote reply or our own reason.
-    pub diagnostic: &'a str,
-    /// The reply came from a remote SMTP server (`smtp;`), not from us.
+    /// Enhanced status such as `5.1.1` (`4.4.7` for an expiry).
+    pub status: Status,
+    /// The remote reply or our own.
+    pub diagnostic: &'a Reply,
+    /// The failure is the destination's (`smtp;`), not Herald's own (`x-herald;`).
     pub remote: bool,
 }
 
@@ -38,26 +39,6 @@ pub fn wanted(sender: &str, notify: Option<&str>) -> bool {
         Some(n) => n
             .split(',')
             .any(|v| v.trim().eq_ignore_ascii_case("FAILURE")),
-    }
-}
-
-/// The enhanced status inside a reply like `550 5.1.1 text`, else one derived from the code.
-pub fn status_of(reply: &str) -> String {
-    let mut words = reply.split_whitespace();
-    let code = words.next().unwrap_or("");
-    if let Some(esc) = words.next() {
-        let parts: Vec<&str> = esc.split('.').collect();
-        if parts.len() == 3
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return esc.to_string();
-        }
-    }
-    match code.chars().next() {
-        Some('4') => "4.0.0".into(),
-        _ => "5.0.0".into(),
     }
 }
 
@@ -139,14 +120,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses() {
-        assert_eq!(status_of("550 5.1.1 no such user"), "5.1.1");
-        assert_eq!(status_of("554 rejected"), "5.0.0");
-        assert_eq!(status_of("451 4.4.1 timeout"), "4.4.1");
-        assert_eq!(status_of("550 5.1.x bad"), "5.0.0");
-    }
-
-    #[test]
     fn notify_rules() {
         assert!(wanted("a@b.org", None));
         assert!(wanted("a@b.org", Some("SUCCESS,FAILURE")));
@@ -158,6 +131,7 @@ mod tests {
     #[test]
     fn report_shape() {
         let original = b"Subject: hello\r\nFrom: a@b.org\r\n\r\nsecret body\r\n";
+        let reply = Reply::from_wire(550, [5, 1, 1], "no such user");
         let d = Dsn {
             hostname: "mx.example",
             sender: "a@b.org",
@@ -169,8 +143,8 @@ mod tests {
             failed: vec![Failed {
                 address: "x@y.org",
                 orcpt: Some("rfc822;x@y.org"),
-                status: "5.1.1".into(),
-                diagnostic: "550 5.1.1 no such user",
+                status: Status::new(5, 1, 1),
+                diagnostic: &reply,
                 remote: true,
             }],
             original,

@@ -3,7 +3,7 @@
 //! `delivery.tls = "required"`), and sends messages one transaction at a time on a reusable
 //! connection. Every failure becomes an [`Outcome`].
 
-use super::{Outcome, classify_reply};
+use super::{Origin, Outcome, Reply, Status};
 use crate::config::TlsPolicy;
 use crate::net::Conn;
 use mail_send::SmtpClient;
@@ -36,20 +36,37 @@ pub struct Connection {
     pub(super) wbuf: Vec<u8>,
 }
 
-pub(super) fn transient(reply: String, throttle: bool) -> Outcome {
-    Outcome::Transient { reply, throttle }
+/// A transient failure of the destination: `451 class.subject.detail text`.
+pub(super) fn transient(status: Status, text: String, throttle: bool) -> Outcome {
+    Outcome::Transient {
+        reply: Reply::new(451, status, text),
+        origin: Origin::Remote,
+        throttle,
+    }
+}
+
+/// A reply that ended a step, as the destination gave it.
+pub(super) fn reply_of(r: &smtp_proto::Response<String>) -> Reply {
+    Reply::from_wire(r.code, r.esc, &r.message)
 }
 
 pub(super) fn from_error(e: mail_send::Error) -> (Outcome, bool) {
     match e {
         mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r) => {
-            (classify_reply(r.code, r.esc, &r.message), false)
+            (Outcome::remote(reply_of(&r)), false)
         }
         mail_send::Error::Timeout => (
-            transient("451 4.4.2 timeout talking to remote server".into(), false),
+            transient(
+                Status::new(4, 4, 2),
+                "timeout talking to remote server".into(),
+                false,
+            ),
             true,
         ),
-        other => (transient(format!("451 4.4.0 {other}"), false), true),
+        other => (
+            transient(Status::new(4, 4, 0), other.to_string(), false),
+            true,
+        ),
     }
 }
 
@@ -77,12 +94,12 @@ impl Connector {
 
     /// Tries the hosts in order; the first that greets and accepts EHLO wins.
     pub async fn connect(&self, hosts: &[(String, SocketAddr)]) -> Result<Connection, Outcome> {
-        let mut last = transient("451 4.4.1 no host to connect to".into(), true);
+        let mut last = transient(Status::new(4, 4, 1), "no host to connect to".into(), true);
         for (name, addr) in hosts {
             match self.open(name, *addr).await {
                 Ok(c) => return Ok(c),
                 Err(o) => {
-                    tracing::debug!(host = %addr, reply = o.reply(), "connection attempt failed");
+                    tracing::debug!(host = %addr, reply = %o.reply(), "connection attempt failed");
                     last = o;
                 }
             }
@@ -95,13 +112,15 @@ impl Connector {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(e)) => {
                 return Err(transient(
-                    format!("451 4.4.1 connection to {addr} failed: {e}"),
+                    Status::new(4, 4, 1),
+                    format!("connection to {addr} failed: {e}"),
                     true,
                 ));
             }
             Err(_) => {
                 return Err(transient(
-                    format!("451 4.4.1 connection to {addr} timed out"),
+                    Status::new(4, 4, 1),
+                    format!("connection to {addr} timed out"),
                     true,
                 ));
             }
@@ -114,19 +133,15 @@ impl Connector {
         let greeting = client.read().await.map_err(|e| from_error(e).0)?;
         if greeting.code != 220 {
             // A 554 greeting means "not here": the next MX may take it (RFC 5321 §3.1).
-            return Err(transient(
-                format!(
-                    "{} {} (greeting from {addr})",
-                    greeting.code, greeting.message
-                ),
-                false,
-            ));
+            let reply = reply_of(&greeting).noted(&format!("greeting from {addr}"));
+            return Err(Outcome::transient(Origin::Remote, reply));
         }
         let ehlo = client.ehlo(&self.helo).await.map_err(|e| from_error(e).0)?;
         if !ehlo.has_capability(smtp_proto::EXT_START_TLS) {
             if self.policy == TlsPolicy::Required {
                 return Err(transient(
-                    format!("451 4.7.4 {addr} does not offer STARTTLS and TLS is required"),
+                    Status::new(4, 7, 4),
+                    format!("{addr} does not offer STARTTLS and TLS is required"),
                     false,
                 ));
             }
@@ -137,29 +152,27 @@ impl Connector {
             .await
             .map_err(|e| from_error(e).0)?;
         if reply.code != 220 {
-            return Err(transient(
-                format!("{} {} (STARTTLS at {addr})", reply.code, reply.message),
-                false,
-            ));
+            let reply = reply_of(&reply).noted(&format!("STARTTLS at {addr}"));
+            return Err(Outcome::transient(Origin::Remote, reply));
         }
         let Conn::Plain(tcp) = std::mem::replace(&mut client.stream, Conn::Gone) else {
-            return Err(transient("451 4.4.0 connection lost".into(), false));
+            return Err(transient(
+                Status::new(4, 4, 0),
+                "connection lost".into(),
+                false,
+            ));
         };
         let server_name = ServerName::try_from(name.trim_end_matches('.').to_string())
             .unwrap_or_else(|_| ServerName::IpAddress(addr.ip().into()));
         let tls = tokio::time::timeout(self.command_timeout, self.tls.connect(server_name, tcp))
             .await
             .map_err(|_| {
-                transient(
-                    format!("451 4.7.0 TLS handshake with {addr} timed out"),
-                    false,
-                )
+                let text = format!("TLS handshake with {addr} timed out");
+                transient(Status::new(4, 7, 0), text, false)
             })?
             .map_err(|e| {
-                transient(
-                    format!("451 4.7.0 TLS handshake with {addr} failed: {e}"),
-                    false,
-                )
+                let text = format!("TLS handshake with {addr} failed: {e}");
+                transient(Status::new(4, 7, 0), text, false)
             })?;
         let mut client = SmtpClient {
             stream: Conn::Tls(Box::new(tls.into())),

@@ -3,15 +3,19 @@
 //! two round trips instead of three plus one per recipient. The content is dot-stuffed by
 //! [`wire::content`] and written in one piece. One [`Outcome`] per recipient, in order.
 
-use super::client::{Connection, from_error, transient};
-use super::{Outcome, classify_reply, wire};
+use super::client::{Connection, from_error, reply_of, transient};
+use super::{Outcome, Status, wire};
 use mail_send::smtp::message::Parameters;
 use smtp_proto::Response;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 fn lost() -> Outcome {
-    transient("451 4.4.0 no answer for this recipient".into(), false)
+    transient(
+        Status::new(4, 4, 0),
+        "no answer for this recipient".into(),
+        false,
+    )
 }
 
 /// Which command a reply answered; a refusal says so, as Postfix does ("in reply to RCPT TO
@@ -25,8 +29,9 @@ enum Stage {
 }
 
 fn outcome_of(r: &Response<String>, stage: Stage) -> Outcome {
+    let reply = reply_of(r);
     if r.code / 100 == 2 {
-        return classify_reply(r.code, r.esc, &r.message);
+        return Outcome::remote(reply);
     }
     let command = match stage {
         Stage::Mail => "MAIL FROM command",
@@ -34,8 +39,7 @@ fn outcome_of(r: &Response<String>, stage: Stage) -> Outcome {
         Stage::Data => "DATA command",
         Stage::Content => "end of DATA command",
     };
-    let text = format!("{} (in reply to {command})", r.message.trim());
-    classify_reply(r.code, r.esc, &text)
+    Outcome::remote(reply.noted(&format!("in reply to {command}")))
 }
 
 /// Refused recipients keep their own outcome; the accepted ones share the content's.

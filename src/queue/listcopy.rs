@@ -7,7 +7,7 @@ use crate::config::{List, Settings};
 use crate::lists::expand::receives;
 use crate::lists::headers::{CopyHeaders, copy_headers};
 use crate::lists::token::{self, Kind};
-use crate::store::{DeliveryRecord, MessageRecord, Scope};
+use crate::store::{DeliveryRecord, MessageRecord, Scope, StoreError};
 
 fn list_of<'a>(settings: &'a Settings, msg: &MessageRecord) -> Option<&'a List> {
     let post = msg.list.as_ref()?;
@@ -21,22 +21,26 @@ fn domain(address: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether a list copy may still go, given the address's suppression scope (looked up once
-/// by the worker); `None` when this delivery is not a list copy.
+/// Whether this delivery may still go, given the address's suppression scope (looked up once
+/// by the worker): always for a delivery that is not a list copy; for a list copy, whether
+/// the member still receives this post. A store error is no answer: it is returned, and the
+/// worker defers the copy.
 pub fn still_wanted(
     ctx: &DeliveryContext,
     settings: &Settings,
     msg: &MessageRecord,
     rcpt: &DeliveryRecord,
     suppression: Option<Scope>,
-) -> Option<bool> {
-    let member_id = rcpt.member?;
+) -> Result<bool, StoreError> {
+    let Some(member_id) = rcpt.member else {
+        return Ok(true);
+    };
     let service = msg.list.as_ref().is_some_and(|p| p.service);
     let Some(list) = list_of(settings, msg) else {
-        return Some(false);
+        return Ok(false);
     };
-    let member = ctx.store.member_by_id(member_id).ok().flatten();
-    Some(member.is_some_and(|m| receives(m.status, suppression, list.category, service)))
+    let member = ctx.store.member_by_id(member_id)?;
+    Ok(member.is_some_and(|m| receives(m.status, suppression, list.category, service)))
 }
 
 /// The bounce domain for a list's copies: the one configured for the list address's domain,

@@ -1,22 +1,26 @@
 //! The outbound queue: one scheduler actor (`scheduler`) that decides what goes when, workers
-//! (`worker`) that hold one connection to one destination each, and the pure retry policy
-//! (`retry`). The store holds the truth; the scheduler's memory only says what is in flight.
+//! (`worker`) that hold one connection to one destination each, what an attempt leaves behind
+//! (`outcome`), and the pure retry policy (`retry`). The store holds the truth; the
+//! scheduler's memory only says what is in flight.
 
 mod listcopy;
 mod outcome;
 pub mod retry;
 mod scheduler;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 pub use scheduler::run;
 
 use crate::config::Settings;
+use crate::delivery::client::Connector;
 use crate::delivery::dkim::Signers;
 use crate::delivery::mx::Resolver;
 use crate::metrics::Metrics;
 use crate::store::{QueueId, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +42,8 @@ pub struct DeliveryContext {
     pub stop: CancellationToken,
     wake: Notify,
     rescan: AtomicBool,
+    /// The outbound TLS connector and the settings generation it was built for.
+    connector: Mutex<Option<(Arc<Settings>, Arc<Connector>)>>,
 }
 
 /// The HMAC keys the delivery side signs tokens with.
@@ -91,7 +97,30 @@ impl DeliveryContext {
             stop,
             wake: Notify::new(),
             rescan: AtomicBool::new(true),
+            connector: Mutex::new(None),
         })
+    }
+
+    /// The connector for `settings`: built once per settings generation (a SIGHUP makes a new
+    /// one), not per connection.
+    pub fn connector(&self, settings: &Arc<Settings>) -> Result<Arc<Connector>, rustls::Error> {
+        let mut cached = self.connector.lock().ok();
+        if let Some(Some((for_settings, connector))) = cached.as_deref()
+            && Arc::ptr_eq(for_settings, settings)
+        {
+            return Ok(connector.clone());
+        }
+        let d = &settings.config.delivery;
+        let connector = Arc::new(Connector::new(
+            &settings.config.hostname,
+            d.tls,
+            d.connect_timeout.0,
+            d.command_timeout.0,
+        )?);
+        if let Some(slot) = cached.as_deref_mut() {
+            *slot = Some((settings.clone(), connector.clone()));
+        }
+        Ok(connector)
     }
 
     pub fn settings(&self) -> Arc<Settings> {

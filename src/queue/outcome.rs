@@ -1,6 +1,8 @@
-//! What a delivery attempt leaves behind: the recipient's state in the store (delivered,
-//! deferred on the retry schedule, or failed once expired or refused), a DSN to the sender when
-//! one is wanted, and the summary the worker reports to the scheduler.
+//! What a job's attempts leave behind: each recipient's state in the store (delivered,
+//! deferred on the retry schedule, or failed once expired or refused), recorded for the whole
+//! job in one transaction; for remote failures the bounce classifier and policy; a DSN to the
+//! sender for permanent failures (remote or local) when one is wanted; and the summary the
+//! worker reports to the scheduler. Policy refusals stay silent.
 
 use super::DeliveryContext;
 use super::retry;
@@ -8,11 +10,11 @@ use super::worker::Event;
 use crate::bounce::notify::{self, Dsn, Failed};
 use crate::bounce::{classify, policy};
 use crate::config::Settings;
-use crate::delivery::Outcome;
+use crate::delivery::{Origin, Outcome, Reply, Status};
 use crate::logging::{redact, redact_in};
 use crate::metrics::Attempt;
 use crate::store::{
-    AttemptResult, DeliveryRecord, MessageRecord, NewMessage, NewRecipient, Origin, QueueId,
+    AttemptResult, DeliveryRecord, MessageRecord, NewMessage, NewRecipient, QueueId,
 };
 
 #[derive(Default)]
@@ -36,83 +38,164 @@ impl Report {
     }
 }
 
-/// Records one recipient's outcome; queues a DSN for permanent failures when one is wanted.
-#[allow(clippy::too_many_arguments)]
+/// A delivery that ended for good without a 250: what its DSN and the classifier are told.
+struct Failure {
+    /// `4.4.7` for an expiry, else the reply's own (or its code's generic one).
+    status: Status,
+    reply: Reply,
+    origin: Origin,
+}
+
+/// What the store records for one outcome, and the failure it amounts to, if any.
+fn result_of(
+    settings: &Settings,
+    msg: &MessageRecord,
+    rcpt: &DeliveryRecord,
+    outcome: Outcome,
+    now: u64,
+    report: &mut Report,
+) -> (AttemptResult, Option<Failure>) {
+    let d = &settings.config.delivery;
+    match outcome {
+        Outcome::Delivered { reply } => {
+            report.delivered = true;
+            let reply = reply.to_string();
+            (AttemptResult::Delivered { reply }, None)
+        }
+        Outcome::Transient {
+            reply,
+            origin,
+            throttle,
+        } => {
+            report.throttle |= throttle;
+            if retry::expired(msg.created, now, d.expire.0) {
+                let reply = reply.noted(&format!("gave up: message expired after {}", d.expire));
+                let result = AttemptResult::Failed {
+                    reply: reply.to_string(),
+                };
+                let status = Status::new(4, 4, 7);
+                return (
+                    result,
+                    Some(Failure {
+                        status,
+                        reply,
+                        origin,
+                    }),
+                );
+            }
+            let delays: Vec<_> = d.retry.iter().map(|r| r.0).collect();
+            let next_attempt = now + retry::delay(&delays, rcpt.attempts + 1).as_secs();
+            report.retry_at = Some(
+                report
+                    .retry_at
+                    .map_or(next_attempt, |t| t.min(next_attempt)),
+            );
+            let reply = reply.to_string();
+            (
+                AttemptResult::Deferred {
+                    reply,
+                    next_attempt,
+                },
+                None,
+            )
+        }
+        Outcome::Permanent { reply, origin } => {
+            let result = AttemptResult::Failed {
+                reply: reply.to_string(),
+            };
+            let status = reply.status_or_generic();
+            (
+                result,
+                Some(Failure {
+                    status,
+                    reply,
+                    origin,
+                }),
+            )
+        }
+    }
+}
+
+/// Records a job's outcomes in one store transaction, then, recipient by recipient, counts
+/// them, applies the bounce policy to remote failures and queues DSNs where one is wanted.
 pub async fn apply(
     ctx: &DeliveryContext,
     settings: &Settings,
     msg: &MessageRecord,
     body: &[u8],
-    rcpt: &DeliveryRecord,
-    outcome: Outcome,
-    remote: bool,
+    outcomes: Vec<(&DeliveryRecord, Outcome)>,
     report: &mut Report,
 ) {
-    let now = crate::store::now_secs();
-    let d = &settings.config.delivery;
-    let (result, failure) = match outcome {
-        Outcome::Delivered { reply } => {
-            report.delivered = true;
-            (AttemptResult::Delivered { reply }, None)
-        }
-        Outcome::Transient { reply, throttle } => {
-            report.throttle |= throttle;
-            if retry::expired(msg.created, now, d.expire.0) {
-                let reply = format!("{reply} (gave up: message expired after {})", d.expire);
-                (
-                    AttemptResult::Failed {
-                        reply: reply.clone(),
-                    },
-                    Some(("4.4.7".to_string(), reply)),
-                )
-            } else {
-                let next_attempt = now
-                    + retry::delay(
-                        &d.retry.iter().map(|r| r.0).collect::<Vec<_>>(),
-                        rcpt.attempts + 1,
-                    )
-                    .as_secs();
-                report.retry_at = Some(
-                    report
-                        .retry_at
-                        .map_or(next_attempt, |t| t.min(next_attempt)),
-                );
-                (
-                    AttemptResult::Deferred {
-                        reply,
-                        next_attempt,
-                    },
-                    None,
-                )
-            }
-        }
-        Outcome::Permanent { reply } => {
-            let status = notify::status_of(&reply);
-            (
-                AttemptResult::Failed {
-                    reply: reply.clone(),
-                },
-                Some((status, reply)),
-            )
-        }
-    };
-    if let Err(e) = ctx.store.record_attempt(msg.id, rcpt.index, &result) {
-        tracing::error!(queue_id = %msg.id, error = %e, "could not record delivery attempt");
+    if outcomes.is_empty() {
         return;
     }
-    ctx.metrics.attempt(match result {
-        AttemptResult::Delivered { .. } => Attempt::Delivered,
-        AttemptResult::Deferred { .. } => Attempt::Deferred,
-        AttemptResult::Failed { .. } => Attempt::Failed,
-    });
-    let Some((status, reply)) = failure.filter(|_| remote) else {
-        return;
+    let now = crate::store::now_secs();
+    let mut results = Vec::with_capacity(outcomes.len());
+    let mut failures = Vec::with_capacity(outcomes.len());
+    for (rcpt, outcome) in outcomes {
+        let (result, failure) = result_of(settings, msg, rcpt, outcome, now, report);
+        results.push((rcpt.index, result));
+        failures.push((rcpt, failure));
+    }
+    let recorded = match ctx.store.record_attempts(msg.id, &results) {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            tracing::error!(queue_id = %msg.id, error = %e, "could not record delivery attempts");
+            return;
+        }
     };
-    // A remote refusal or expiry goes through the bounce classifier like a returned DSN.
-    let (class, reason) = classify::classify(Some(&status), &reply);
+    for ((_, result), (rcpt, failure)) in results.iter().zip(failures) {
+        // A delivery gone meanwhile (forgotten) is recorded by nobody and followed by nothing.
+        if !recorded.iter().any(|r| r.delivery.index == rcpt.index) {
+            continue;
+        }
+        ctx.metrics.attempt(match result {
+            AttemptResult::Delivered { .. } => Attempt::Delivered,
+            AttemptResult::Deferred { .. } => Attempt::Deferred,
+            AttemptResult::Failed { .. } => Attempt::Failed,
+        });
+        if let Some(failure) = failure {
+            failed(ctx, settings, msg, body, rcpt, failure).await;
+        }
+    }
+}
+
+/// A delivery failed for good: a remote failure goes through the bounce classifier and policy
+/// like a returned DSN; a remote or local one tells the sender; a policy refusal nobody.
+async fn failed(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    body: &[u8],
+    rcpt: &DeliveryRecord,
+    failure: Failure,
+) {
+    match failure.origin {
+        Origin::Policy => return,
+        Origin::Local => {}
+        Origin::Remote => bounced(ctx, settings, msg, rcpt, &failure).await,
+    }
+    // List copies bounce to the list (VERP), never to the poster.
+    if rcpt.member.is_none()
+        && msg.origin != crate::store::Origin::Generated
+        && notify::wanted(&msg.sender, rcpt.notify.as_deref())
+    {
+        queue_dsn(ctx, settings, msg, body, rcpt, &failure).await;
+    }
+}
+
+/// A remote refusal or expiry, classified and given to the bounce policy.
+async fn bounced(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    rcpt: &DeliveryRecord,
+    failure: &Failure,
+) {
+    let (class, reason) = classify::classify_reply(Some(failure.status), &failure.reply);
     crate::bounce::count(&ctx.metrics, class);
-    let detail = format!("{status} {reason}");
-    match policy::apply(
+    let detail = format!("{} {reason}", failure.status);
+    let applied = policy::apply(
         &ctx.store,
         settings,
         &rcpt.address,
@@ -120,8 +203,8 @@ pub async fn apply(
         "delivery",
         &detail,
     )
-    .await
-    {
+    .await;
+    match applied {
         Ok(policy::Applied::Ignored) | Ok(policy::Applied::Counted(_)) => {}
         Ok(policy::Applied::Suppressed(scope)) => {
             let show = settings.config.privacy.log_addresses;
@@ -134,13 +217,6 @@ pub async fn apply(
             tracing::error!(queue_id = %msg.id, error = %e, "applying the bounce policy failed")
         }
     }
-    // List copies bounce to the list (VERP), never to the poster.
-    if rcpt.member.is_none()
-        && msg.origin != Origin::Generated
-        && notify::wanted(&msg.sender, rcpt.notify.as_deref())
-    {
-        queue_dsn(ctx, settings, msg, body, rcpt, status, &reply).await;
-    }
 }
 
 async fn queue_dsn(
@@ -149,8 +225,7 @@ async fn queue_dsn(
     msg: &MessageRecord,
     body: &[u8],
     rcpt: &DeliveryRecord,
-    status: String,
-    reply: &str,
+    failure: &Failure,
 ) {
     let hostname = &settings.config.hostname;
     let id = ctx.store.allocate_id();
@@ -166,9 +241,9 @@ async fn queue_dsn(
         failed: vec![Failed {
             address: &rcpt.address,
             orcpt: rcpt.orcpt.as_deref(),
-            status,
-            diagnostic: reply,
-            remote: true,
+            status: failure.status,
+            diagnostic: &failure.reply,
+            remote: failure.origin == Origin::Remote,
         }],
         original: body,
     };
@@ -180,7 +255,7 @@ async fn queue_dsn(
             orcpt: None,
         }],
         message_id: Some(message_id.clone()),
-        origin: Origin::Generated,
+        origin: crate::store::Origin::Generated,
         client: "localhost".into(),
         dsn: Default::default(),
         body: notify::build(&dsn),

@@ -7,9 +7,9 @@ use super::DeliveryContext;
 use super::listcopy;
 use super::outcome::{Report, apply};
 use crate::config::Settings;
-use crate::delivery::Outcome;
-use crate::delivery::client::{Connection, Connector};
+use crate::delivery::client::Connection;
 use crate::delivery::mx::{Lookup, Route};
+use crate::delivery::{Origin, Outcome, Reply, Status};
 use crate::lists::token;
 use crate::logging::{redact, redact_in};
 use crate::store::{DeliveryRecord, MessageRecord, QueueId, Scope, StoreError};
@@ -86,14 +86,16 @@ async fn route(
     settings: &Settings,
     domain: &str,
 ) -> Result<Vec<(String, SocketAddr)>, Outcome> {
+    let remote = |code, status, text| Outcome::Permanent {
+        reply: Reply::new(code, status, text),
+        origin: Origin::Remote,
+    };
+    let temp =
+        |text| Outcome::transient(Origin::Remote, Reply::new(451, Status::new(4, 4, 3), text));
     if let Some(relay) = &settings.config.delivery.relay {
-        let addrs =
-            tokio::net::lookup_host(relay.as_str())
-                .await
-                .map_err(|e| Outcome::Transient {
-                    reply: format!("451 4.4.3 relay {relay}: {e}"),
-                    throttle: false,
-                })?;
+        let addrs = tokio::net::lookup_host(relay.as_str())
+            .await
+            .map_err(|e| temp(format!("relay {relay}: {e}")))?;
         let host = relay
             .rsplit_once(':')
             .map_or(relay.as_str(), |(h, _)| h)
@@ -102,28 +104,48 @@ async fn route(
     }
     match ctx.resolver.route(domain).await {
         Route::Hosts(hosts) => Ok(hosts),
-        Route::NullMx => Err(Outcome::Permanent {
-            reply: format!("556 5.1.10 {domain} accepts no mail (null MX)"),
-        }),
-        Route::NoSuchDomain => Err(Outcome::Permanent {
-            reply: format!("550 5.1.2 domain {domain} does not exist"),
-        }),
-        Route::TempFail(e) => Err(Outcome::Transient {
-            reply: format!("451 4.4.3 DNS lookup for {domain} failed: {e}"),
-            throttle: false,
-        }),
+        Route::NullMx => Err(remote(
+            556,
+            Status::new(5, 1, 10),
+            format!("{domain} accepts no mail (null MX)"),
+        )),
+        Route::NoSuchDomain => Err(remote(
+            550,
+            Status::new(5, 1, 2),
+            format!("domain {domain} does not exist"),
+        )),
+        Route::TempFail(e) => Err(temp(format!("DNS lookup for {domain} failed: {e}"))),
     }
 }
 
-/// The envelope sender on the wire: VERP for domains with a bounce domain.
-fn wire_sender(
+/// A job's envelope sender, decided once per job.
+struct Envelope {
+    sender: String,
+    /// The sender is a VERP address naming this delivery (not a list member): a delivered
+    /// recipient is remembered, so that a later return can be matched to it.
+    remember: bool,
+}
+
+/// The envelope sender on the wire: VERP for list copies and for domains with a bounce
+/// domain (the scheduler gives each such recipient a job of its own).
+fn envelope(
     ctx: &DeliveryContext,
     settings: &Settings,
     msg: &MessageRecord,
-    rcpt: &DeliveryRecord,
-) -> String {
+    first: Option<&DeliveryRecord>,
+) -> Envelope {
+    let plain = Envelope {
+        sender: msg.sender.clone(),
+        remember: false,
+    };
+    let Some(rcpt) = first else {
+        return plain;
+    };
     if let Some(sender) = listcopy::sender(ctx, settings, msg, rcpt) {
-        return sender;
+        return Envelope {
+            sender,
+            remember: false,
+        };
     }
     let domain = msg
         .sender
@@ -137,11 +159,14 @@ fn wire_sender(
             .and_then(|c| c.bounce_domain.clone())
     });
     match bounce_domain {
-        Some(bd) if !msg.sender.is_empty() => format!(
-            "b+{}@{bd}",
-            token::bounce_token(&ctx.verp_key, msg.id.0, rcpt.index)
-        ),
-        _ => msg.sender.clone(),
+        Some(bd) if !msg.sender.is_empty() => Envelope {
+            sender: format!(
+                "b+{}@{bd}",
+                token::bounce_token(&ctx.verp_key, msg.id.0, rcpt.index)
+            ),
+            remember: true,
+        },
+        _ => plain,
     }
 }
 
@@ -170,6 +195,7 @@ fn sign<'a>(ctx: &DeliveryContext, body: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
 /// The queued body cannot be read. If it is damaged (its checksum fails) it never will be:
 /// every recipient fails now, and the sender gets a DSN. Any other error (I/O) defers them,
 /// like a temporary failure, so the message is retried on the schedule and not in a loop.
+/// Either way the fault is Herald's own: it counts against no recipient.
 async fn unreadable(
     ctx: &DeliveryContext,
     settings: &Settings,
@@ -179,22 +205,53 @@ async fn unreadable(
     report: &mut Report,
 ) {
     tracing::error!(queue_id = %msg.id, error = %error, "reading a queued message failed");
-    for rcpt in recipients {
-        let outcome = if error.is_damage() {
-            Outcome::Permanent {
-                reply: format!("554 5.3.0 the queued message is damaged: {error}"),
-            }
-        } else {
-            Outcome::Transient {
-                reply: format!("451 4.3.0 the queued message cannot be read: {error}"),
-                throttle: false,
-            }
-        };
-        apply(ctx, settings, msg, b"", rcpt, outcome, true, report).await;
+    let outcome = if error.is_damage() {
+        let text = format!("the queued message is damaged: {error}");
+        Outcome::permanent(Origin::Local, Reply::new(554, Status::new(5, 3, 0), text))
+    } else {
+        let text = format!("the queued message cannot be read: {error}");
+        Outcome::transient(Origin::Local, Reply::new(451, Status::new(4, 3, 0), text))
+    };
+    let outcomes = recipients.iter().map(|r| (r, outcome.clone())).collect();
+    apply(ctx, settings, msg, b"", outcomes, report).await;
+}
+
+/// A store lookup failed: the recipient is deferred (never sent, never failed), and it is
+/// logged.
+fn store_fault(msg: &MessageRecord, lookup: &'static str, error: &StoreError) -> Outcome {
+    tracing::error!(queue_id = %msg.id, lookup, error = %error, "a store lookup failed; deferring the delivery");
+    let text = format!("{lookup} lookup failed: {error}");
+    Outcome::transient(Origin::Local, Reply::new(451, Status::new(4, 3, 0), text))
+}
+
+/// Whether a recipient is held back before anything is sent: suppressed, or (a list copy)
+/// unsubscribed since the post was expanded, ends the delivery silently (no DSN); a store
+/// error on the way defers it.
+fn held_back(
+    ctx: &DeliveryContext,
+    settings: &Settings,
+    msg: &MessageRecord,
+    rcpt: &DeliveryRecord,
+) -> Option<Outcome> {
+    let refused = |text: String| {
+        let reply = Reply::new(550, Status::new(5, 7, 1), text);
+        Some(Outcome::permanent(Origin::Policy, reply))
+    };
+    let suppression = match ctx.store.suppressed(&rcpt.address) {
+        Ok(s) => s,
+        Err(e) => return Some(store_fault(msg, "suppression", &e)),
+    };
+    if let Some(s) = suppression.as_ref().filter(|s| s.scope == Scope::Global) {
+        return refused(format!("recipient is suppressed ({})", s.reason));
+    }
+    match listcopy::still_wanted(ctx, settings, msg, rcpt, suppression.map(|s| s.scope)) {
+        Ok(true) => None,
+        Ok(false) => refused("not sent: no longer a receiving list member".into()),
+        Err(e) => Some(store_fault(msg, "list member", &e)),
     }
 }
 
-async fn deliver(
+pub(super) async fn deliver(
     ctx: &DeliveryContext,
     domain: &str,
     worker: u64,
@@ -204,114 +261,76 @@ async fn deliver(
     let settings = ctx.settings();
     let indexes = job.recipients.iter().map(|r| r.index).collect();
     let mut report = Report::default();
-    let loaded = (ctx.store.message(job.id), ctx.store.get_body(job.id));
-    let (msg, body) = match loaded {
-        (Ok(Some(msg)), Ok(Some(body))) => (msg, body),
-        (Ok(Some(msg)), Err(e)) => {
+    let msg = match ctx.store.message(job.id) {
+        Ok(Some(msg)) => msg,
+        // Deleted meanwhile (queue delete): nothing to do here.
+        Ok(None) => return report.event(domain, worker, job.id, indexes),
+        Err(e) => {
+            tracing::error!(queue_id = %job.id, error = %e, "reading a queued message failed");
+            return report.event(domain, worker, job.id, indexes);
+        }
+    };
+    let body = match ctx.store.get_body(job.id) {
+        Ok(Some(body)) => body,
+        Ok(None) => return report.event(domain, worker, job.id, indexes),
+        Err(e) => {
             unreadable(ctx, &settings, &msg, &job.recipients, &e, &mut report).await;
             return report.event(domain, worker, job.id, indexes);
         }
-        // Deleted meanwhile (queue delete): nothing to do here.
-        _ => return report.event(domain, worker, job.id, indexes),
     };
+    let envelope = envelope(ctx, &settings, &msg, job.recipients.first());
+    let mut outcomes = Vec::with_capacity(job.recipients.len());
     let mut to_send = Vec::new();
-    for rcpt in job.recipients {
-        // Suppressed, or (a list copy) unsubscribed since the post was expanded: the delivery
-        // ends here, silently (no DSN).
-        let suppression = ctx.store.suppressed(&rcpt.address).ok().flatten();
-        let scope = suppression.as_ref().map(|s| s.scope);
-        let refusal = match &suppression {
-            Some(s) if s.scope == Scope::Global => {
-                Some(format!("550 5.7.1 recipient is suppressed ({})", s.reason))
-            }
-            _ if listcopy::still_wanted(ctx, &settings, &msg, &rcpt, scope) == Some(false) => {
-                Some("550 5.7.1 not sent: no longer a receiving list member".to_string())
-            }
-            _ => None,
-        };
-        match refusal {
-            Some(reply) => {
-                let outcome = Outcome::Permanent { reply };
-                apply(
-                    ctx,
-                    &settings,
-                    &msg,
-                    &body,
-                    &rcpt,
-                    outcome,
-                    false,
-                    &mut report,
-                )
-                .await;
-            }
+    for rcpt in &job.recipients {
+        match held_back(ctx, &settings, &msg, rcpt) {
+            Some(outcome) => outcomes.push((rcpt, outcome)),
             None => to_send.push(rcpt),
         }
     }
-    if to_send.is_empty() {
-        return report.event(domain, worker, job.id, indexes);
-    }
-    let content = match to_send.as_slice() {
-        [one] => listcopy::copy_body(ctx, &settings, &msg, one, &body),
-        _ => None,
-    }
-    .map_or(Cow::Borrowed(&body[..]), Cow::Owned);
-    let outcomes = send(
-        ctx,
-        &settings,
-        domain,
-        conn,
-        &msg,
-        &to_send,
-        &sign(ctx, content),
-    )
-    .await;
-    let show = settings.config.privacy.log_addresses;
-    for (rcpt, outcome) in to_send.iter().zip(outcomes) {
-        tracing::info!(
-            queue_id = %msg.id, domain, to = %redact(&rcpt.address, show), attempt = rcpt.attempts + 1,
-            reply = %redact_in(outcome.reply(), &rcpt.address, show), "delivery attempt"
-        );
-        if matches!(outcome, Outcome::Delivered { .. })
-            && rcpt.member.is_none()
-            && wire_sender(ctx, &settings, &msg, rcpt).starts_with("b+")
-            && let Err(e) = ctx.store.remember_return(msg.id, rcpt.index, &rcpt.address)
-        {
-            tracing::warn!(queue_id = %msg.id, error = %e, "could not remember a VERP delivery");
+    if !to_send.is_empty() {
+        let content = match to_send.as_slice() {
+            [one] => listcopy::copy_body(ctx, &settings, &msg, one, &body),
+            _ => None,
         }
-        apply(
-            ctx,
-            &settings,
-            &msg,
-            &body,
-            rcpt,
-            outcome,
-            true,
-            &mut report,
-        )
-        .await;
+        .map_or(Cow::Borrowed(&body[..]), Cow::Owned);
+        let content = sign(ctx, content);
+        let sent = send(ctx, &settings, domain, conn, &envelope, &to_send, &content).await;
+        let show = settings.config.privacy.log_addresses;
+        for (rcpt, outcome) in to_send.into_iter().zip(sent) {
+            let reply = outcome.reply().to_string();
+            tracing::info!(
+                queue_id = %msg.id, domain, to = %redact(&rcpt.address, show), attempt = rcpt.attempts + 1,
+                reply = %redact_in(&reply, &rcpt.address, show), "delivery attempt"
+            );
+            if matches!(outcome, Outcome::Delivered { .. })
+                && envelope.remember
+                && let Err(e) = ctx.store.remember_return(msg.id, rcpt.index, &rcpt.address)
+            {
+                tracing::warn!(queue_id = %msg.id, error = %e, "could not remember a VERP delivery");
+            }
+            outcomes.push((rcpt, outcome));
+        }
     }
+    apply(ctx, &settings, &msg, &body, outcomes, &mut report).await;
     report.event(domain, worker, job.id, indexes)
 }
 
 async fn send(
     ctx: &DeliveryContext,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     domain: &str,
     conn: &mut Option<Connection>,
-    msg: &MessageRecord,
-    rcpts: &[DeliveryRecord],
+    envelope: &Envelope,
+    rcpts: &[&DeliveryRecord],
     body: &[u8],
 ) -> Vec<Outcome> {
-    let sender = rcpts
-        .first()
-        .map(|r| wire_sender(ctx, settings, msg, r))
-        .unwrap_or_default();
+    let sender = envelope.sender.as_str();
     let addresses: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
     // A reused connection the server has meanwhile closed fails at once; that says nothing
     // about the message, so it gets one more go on a fresh connection.
     let reused = conn.as_ref().is_some_and(Connection::usable);
     if let Some(c) = conn.as_mut().filter(|c| c.usable()) {
-        let outcomes = c.send(&sender, &addresses, body).await;
+        let outcomes = c.send(sender, &addresses, body).await;
         if c.usable() || !reused {
             return outcomes;
         }
@@ -319,7 +338,7 @@ async fn send(
     *conn = None;
     match connect(ctx, settings, domain).await {
         Ok(mut c) => {
-            let outcomes = c.send(&sender, &addresses, body).await;
+            let outcomes = c.send(sender, &addresses, body).await;
             *conn = Some(c);
             outcomes
         }
@@ -329,19 +348,12 @@ async fn send(
 
 async fn connect(
     ctx: &DeliveryContext,
-    settings: &Settings,
+    settings: &Arc<Settings>,
     domain: &str,
 ) -> Result<Connection, Outcome> {
-    let d = &settings.config.delivery;
-    let connector = Connector::new(
-        &settings.config.hostname,
-        d.tls,
-        d.connect_timeout.0,
-        d.command_timeout.0,
-    )
-    .map_err(|e| Outcome::Transient {
-        reply: format!("451 4.3.0 TLS setup failed: {e}"),
-        throttle: false,
+    let connector = ctx.connector(settings).map_err(|e| {
+        let reply = Reply::new(451, Status::new(4, 3, 0), format!("TLS setup failed: {e}"));
+        Outcome::transient(Origin::Local, reply)
     })?;
     let hosts = route(ctx, settings, domain).await?;
     connector.connect(&hosts).await

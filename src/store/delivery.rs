@@ -146,54 +146,78 @@ impl Store {
         index: u32,
         result: &AttemptResult,
     ) -> Result<Recorded, StoreError> {
-        let dkey = delivery_key(id, index);
+        self.record_attempts(id, &[(index, result.clone())])?
+            .pop()
+            .ok_or_else(|| StoreError::Transaction(format!("no deliveries record {id}/{index}")))
+    }
+
+    /// Records the results of one job's attempts (deliveries of message `id`) in one
+    /// transaction, each as [`Store::record_attempt`] would: a deferred delivery moves in the
+    /// `due` index, a delivered or failed one is removed, and the message (with its body) goes
+    /// when its last delivery is done. A delivery no longer queued (forgotten meanwhile) is
+    /// left out of the answer; the others come back in order.
+    pub fn record_attempts(
+        &self,
+        id: QueueId,
+        results: &[(u32, AttemptResult)],
+    ) -> Result<Vec<Recorded>, StoreError> {
         let mkey = id.0.to_be_bytes();
         let i = &self.inner;
         let gate = self.writing();
         let (recorded, removed) = (&i.messages, &i.bodies, &i.spooled, &i.deliveries, &i.due)
             .transaction(|(m, b, s, d, q)| {
-                let mut rec: DeliveryRecord = get_json(d, &dkey, "deliveries")?;
                 let mut msg: MessageRecord = get_json(m, &mkey, "messages")?;
-                q.remove(&due_key(rec.next_attempt, id, index))?;
-                rec.attempts += 1;
-                let finished = match result {
-                    AttemptResult::Deferred {
-                        reply,
-                        next_attempt,
-                    } => {
-                        rec.state = DeliveryState::Deferred;
-                        rec.next_attempt = *next_attempt;
-                        rec.last_reply = Some(reply.clone());
+                let mut records = Vec::with_capacity(results.len());
+                let mut finished = false;
+                for (index, result) in results {
+                    let dkey = delivery_key(id, *index);
+                    let Some(raw) = d.get(dkey)? else {
+                        continue;
+                    };
+                    let mut rec: DeliveryRecord =
+                        decode("deliveries", &raw).map_err(|e| Abort::Abort(e.to_string()))?;
+                    q.remove(&due_key(rec.next_attempt, id, *index))?;
+                    rec.attempts += 1;
+                    let (state, reply) = match result {
+                        AttemptResult::Deferred {
+                            reply,
+                            next_attempt,
+                        } => {
+                            rec.next_attempt = *next_attempt;
+                            q.insert(&due_key(*next_attempt, id, *index), &[])?;
+                            (DeliveryState::Deferred, reply)
+                        }
+                        AttemptResult::Delivered { reply } => (DeliveryState::Delivered, reply),
+                        AttemptResult::Failed { reply } => (DeliveryState::Failed, reply),
+                    };
+                    rec.state = state;
+                    rec.last_reply = Some(reply.clone());
+                    if state == DeliveryState::Deferred {
                         d.insert(&dkey, encode(&rec))?;
-                        q.insert(&due_key(*next_attempt, id, index), &[])?;
-                        let recorded = Recorded {
-                            message: msg,
-                            delivery: rec,
-                            message_finished: false,
-                        };
-                        return Ok((recorded, None));
+                    } else {
+                        d.remove(&dkey)?;
+                        msg.finished += 1;
+                        finished = true;
                     }
-                    AttemptResult::Delivered { reply } => (DeliveryState::Delivered, reply),
-                    AttemptResult::Failed { reply } => (DeliveryState::Failed, reply),
-                };
-                rec.state = finished.0;
-                rec.last_reply = Some(finished.1.clone());
-                d.remove(&dkey)?;
-                msg.finished += 1;
-                let done = msg.finished >= msg.recipients && !msg.expanding;
+                    records.push(rec);
+                }
+                let done = finished && msg.finished >= msg.recipients && !msg.expanding;
                 let mut removed = None;
                 if done {
                     m.remove(&mkey)?;
                     b.remove(&mkey)?;
                     removed = s.remove(&mkey)?;
-                } else {
+                } else if finished {
                     m.insert(&mkey, encode(&msg))?;
                 }
-                let recorded = Recorded {
-                    message: msg,
-                    delivery: rec,
-                    message_finished: done,
-                };
+                let recorded: Vec<Recorded> = records
+                    .into_iter()
+                    .map(|delivery| Recorded {
+                        message: msg.clone(),
+                        delivery,
+                        message_finished: done,
+                    })
+                    .collect();
                 Ok((recorded, removed))
             })
             .map_err(tx_error)?;
@@ -218,5 +242,80 @@ impl Store {
             }
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok<T>(r: Result<T, StoreError>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One batch for a job of three: one delivered, one deferred, one failed; then the last
+    /// one delivered in a second batch removes the message, and a delivery gone meanwhile is
+    /// left out rather than failing the batch.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_is_recorded_in_one_batch() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = ok(Store::open(dir.path()));
+        let id = store.allocate_id();
+        let msg = crate::store::tests::message(&["a@y.org", "b@y.org", "c@y.org"]);
+        ok(store.insert_message(id, msg).await);
+        let reply = |r: &str| r.to_string();
+        let later = crate::store::now_secs() + 3600;
+        let recorded = ok(store.record_attempts(
+            id,
+            &[
+                (
+                    0,
+                    AttemptResult::Delivered {
+                        reply: reply("250 ok"),
+                    },
+                ),
+                (
+                    1,
+                    AttemptResult::Deferred {
+                        reply: reply("451 4.3.0 later"),
+                        next_attempt: later,
+                    },
+                ),
+                (
+                    2,
+                    AttemptResult::Failed {
+                        reply: reply("550 5.1.1 no"),
+                    },
+                ),
+            ],
+        ));
+        let states: Vec<_> = recorded
+            .iter()
+            .map(|r| (r.delivery.index, r.delivery.state, r.delivery.attempts))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (0, DeliveryState::Delivered, 1),
+                (1, DeliveryState::Deferred, 1),
+                (2, DeliveryState::Failed, 1)
+            ]
+        );
+        assert!(recorded.iter().all(|r| !r.message_finished));
+        let left = ok(store.deliveries_of(id));
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].last_reply.as_deref(), Some("451 4.3.0 later"));
+        assert_eq!(ok(store.message(id)).map(|m| m.finished), Some(2));
+        let (due, next) = ok(store.due(later - 1, 10, |_, _| false));
+        assert!(due.is_empty() && next == Some(later), "{due:?} {next:?}");
+
+        let delivered = AttemptResult::Delivered {
+            reply: reply("250 ok"),
+        };
+        let recorded = ok(store.record_attempts(id, &[(0, delivered.clone()), (1, delivered)]));
+        assert_eq!(recorded.len(), 1, "delivery 0 is gone and left out");
+        assert!(recorded[0].message_finished);
+        assert!(ok(store.message(id)).is_none());
+        assert!(ok(store.get_body(id)).is_none());
     }
 }

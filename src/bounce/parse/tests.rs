@@ -106,6 +106,8 @@ fn ordinary_mail_is_not_a_bounce() {
 #[test]
 fn herald_own_dsn() {
     use crate::bounce::notify::{Dsn, Failed};
+    use crate::delivery::{Reply, Status};
+    let reply = Reply::from_wire(550, [5, 1, 1], "no such user");
     let dsn = Dsn {
         hostname: "mx.example.org",
         sender: "b+tok7@bounce.example.org",
@@ -117,8 +119,8 @@ fn herald_own_dsn() {
         failed: vec![Failed {
             address: "gone@example.net",
             orcpt: None,
-            status: "5.1.1".into(),
-            diagnostic: "550 5.1.1 no such user",
+            status: Status::new(5, 1, 1),
+            diagnostic: &reply,
             remote: true,
         }],
         original: b"Message-ID: <orig7@example.org>\r\nFrom: b+tok7@bounce.example.org\r\nTo: gone@example.net\r\n\r\nbody\r\n",
