@@ -21,7 +21,7 @@ use crate::store::{
 pub struct Report {
     throttle: bool,
     delivered: bool,
-    retry_at: Option<u64>,
+    pub(super) retry_at: Option<u64>,
 }
 
 impl Report {

@@ -293,3 +293,23 @@ async fn the_connector_is_built_once_per_settings_generation() {
     assert!(!Arc::ptr_eq(&first, &fresh), "kept across a reload");
     assert!(Arc::ptr_eq(&fresh, &ok(bench.ctx.connector(&reloaded))));
 }
+
+/// An envelope that cannot be read leaves nothing to record an attempt against: its
+/// deliveries are put off by a minute (not picked up again at once, in a loop), and nothing
+/// is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_envelope_puts_its_deliveries_off_and_sends_nothing() {
+    let bench = Bench::new().await;
+    let id = bench.queue(&["x@remote.test"], None).await;
+    let job = Job {
+        id,
+        recipients: bench.deliveries(id),
+    };
+    bench.store().damage_message(id);
+    let now = crate::store::now_secs();
+    deliver(&bench.ctx, "remote.test", 1, &mut None, job).await;
+    let (due, next) = ok(bench.store().due(now + 30, 10, |_, _| false));
+    assert!(due.is_empty(), "still due at once: {due:?}");
+    assert!(next.is_some_and(|t| t >= now + 55), "next attempt {next:?}");
+    assert_eq!(bench.relay.connections.load(Ordering::SeqCst), 0);
+}

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Seconds until deliveries of a message whose envelope cannot be read are looked at again.
+const UNREADABLE_RETRY: u64 = 60;
 /// A connection unused this long is closed.
 const IDLE: Duration = Duration::from_secs(5);
 
@@ -266,7 +268,16 @@ pub(super) async fn deliver(
         // Deleted meanwhile (queue delete): nothing to do here.
         Ok(None) => return report.event(domain, worker, job.id, indexes),
         Err(e) => {
-            tracing::error!(queue_id = %job.id, error = %e, "reading a queued message failed");
+            // Without the envelope no attempt can be recorded; the deliveries are looked at
+            // again in a minute instead of at once, in a loop.
+            tracing::error!(queue_id = %job.id, error = %e, "reading a queued message failed; retrying in a minute");
+            let at = crate::store::now_secs() + UNREADABLE_RETRY;
+            for r in &job.recipients {
+                if let Err(e) = ctx.store.reschedule(job.id, r.index, at) {
+                    tracing::error!(queue_id = %job.id, error = %e, "rescheduling failed");
+                }
+            }
+            report.retry_at = Some(at);
             return report.event(domain, worker, job.id, indexes);
         }
     };

@@ -60,3 +60,13 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Makes message `id`'s envelope undecodable: `message` and `get_message` fail for it.
+    pub(crate) fn damage_message(&self, id: super::QueueId) {
+        let _gate = self.writing();
+        if let Err(e) = self.inner.messages.insert(id.0.to_be_bytes(), GARBAGE) {
+            panic!("damaging a message record: {e}");
+        }
+    }
+}
