@@ -1,11 +1,14 @@
 //! Per-destination-domain pacing with governor: one direct limiter per active domain (overrides
 //! need their own quota anyway), plus adaptive back-off — a throttling signal halves that
 //! domain's rate for a cool-down, then it recovers one step per quiet cool-down. Never sleeps:
-//! `check` says "go" or "not before".
+//! `check` says "go" or "not before". Time is tokio's ([`TokioClock`]), so the scheduler's
+//! pacing can be tested under a paused clock.
 
 use crate::config::Rate;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -15,8 +18,26 @@ const MAX_SLOWDOWN: u32 = 6;
 /// Idle domains beyond this many are forgotten (their state is cheap to rebuild).
 const MAX_DOMAINS: usize = 50_000;
 
+/// governor on tokio's clock: the monotonic clock, or the paused one in tests (governor's own
+/// default clock ignores `tokio::time::pause`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = Instant;
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Instant>>;
+
+fn limiter(q: Quota) -> Limiter {
+    RateLimiter::direct_with_clock(q, TokioClock)
+}
+
 struct DomainLimit {
-    limiter: DefaultDirectRateLimiter,
+    limiter: Limiter,
     slowdown: u32,
     changed: Instant,
     used: Instant,
@@ -28,7 +49,7 @@ pub struct Limiters {
     burst: u32,
     cooldown: Duration,
     domains: HashMap<String, DomainLimit>,
-    clock: DefaultClock,
+    clock: TokioClock,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +87,7 @@ impl Limiters {
             burst,
             cooldown,
             domains: HashMap::new(),
-            clock: DefaultClock::default(),
+            clock: TokioClock,
         }
     }
 
@@ -90,27 +111,28 @@ impl Limiters {
     }
 
     fn entry(&mut self, domain: &str) -> &mut DomainLimit {
+        let now = self.clock.now();
         if self.domains.len() >= MAX_DOMAINS && !self.domains.contains_key(domain) {
             let horizon = self.cooldown.max(Duration::from_secs(600));
-            self.domains.retain(|_, d| d.used.elapsed() < horizon);
+            self.domains
+                .retain(|_, d| now.saturating_duration_since(d.used) < horizon);
         }
         let q = quota(self.rate_of(domain), 0, self.burst);
-        self.domains.entry(domain.to_string()).or_insert_with(|| {
-            let now = Instant::now();
-            DomainLimit {
-                limiter: RateLimiter::direct(q),
+        self.domains
+            .entry(domain.to_string())
+            .or_insert_with(|| DomainLimit {
+                limiter: limiter(q),
                 slowdown: 0,
                 changed: now,
                 used: now,
-            }
-        })
+            })
     }
 
     /// May one more message go to `domain` now? Consumes a cell when it may.
     pub fn check(&mut self, domain: &str) -> Check {
         let now = self.clock.now();
         let d = self.entry(domain);
-        d.used = Instant::now();
+        d.used = now;
         match d.limiter.check() {
             Ok(()) => Check::Ready,
             Err(not_until) => Check::NotBefore(not_until.wait_time_from(now)),
@@ -119,23 +141,24 @@ impl Limiters {
 
     /// The domain signalled throttling (421/451 rate wording, connection failures): slow down.
     pub fn throttled(&mut self, domain: &str) {
-        let (rate, burst) = (self.rate_of(domain), self.burst);
+        let (rate, burst, now) = (self.rate_of(domain), self.burst, self.clock.now());
         let d = self.entry(domain);
         if d.slowdown < MAX_SLOWDOWN {
             d.slowdown += 1;
-            d.limiter = RateLimiter::direct(quota(rate, d.slowdown, burst));
+            d.limiter = limiter(quota(rate, d.slowdown, burst));
         }
-        d.changed = Instant::now();
+        d.changed = now;
     }
 
     /// A delivery went through: after a quiet cool-down, take one step back towards full speed.
     pub fn succeeded(&mut self, domain: &str) {
         let (rate, burst, cooldown) = (self.rate_of(domain), self.burst, self.cooldown);
+        let now = self.clock.now();
         let d = self.entry(domain);
-        if d.slowdown > 0 && d.changed.elapsed() >= cooldown {
+        if d.slowdown > 0 && now.saturating_duration_since(d.changed) >= cooldown {
             d.slowdown -= 1;
-            d.limiter = RateLimiter::direct(quota(rate, d.slowdown, burst));
-            d.changed = Instant::now();
+            d.limiter = limiter(quota(rate, d.slowdown, burst));
+            d.changed = now;
         }
     }
 
@@ -201,6 +224,28 @@ mod tests {
         l.succeeded("slow.test");
         assert_eq!(l.slowdown("slow.test"), 1);
         l.succeeded("slow.test");
+        l.succeeded("slow.test");
+        assert_eq!(l.slowdown("slow.test"), 0);
+    }
+
+    /// Pacing and recovery follow tokio's clock, so they can be driven under a paused one.
+    #[tokio::test(start_paused = true)]
+    async fn paced_and_recovered_on_the_tokio_clock() {
+        let mut l = Limiters::new(&rates(), 1, Duration::from_secs(120));
+        assert_eq!(l.check("slow.test"), Check::Ready);
+        let Check::NotBefore(wait) = l.check("slow.test") else {
+            panic!("the second message must wait");
+        };
+        tokio::time::advance(wait).await;
+        assert_eq!(l.check("slow.test"), Check::Ready);
+        l.throttled("slow.test");
+        l.succeeded("slow.test");
+        assert_eq!(
+            l.slowdown("slow.test"),
+            1,
+            "no recovery before the cool-down"
+        );
+        tokio::time::advance(Duration::from_secs(120)).await;
         l.succeeded("slow.test");
         assert_eq!(l.slowdown("slow.test"), 0);
     }
