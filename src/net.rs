@@ -1,25 +1,55 @@
-//! A TCP connection that may be upgraded to TLS once (STARTTLS), for both the SMTP server
-//! sessions and the delivery client.
+//! A stream that may be upgraded to TLS once (STARTTLS), for both the SMTP server sessions and
+//! the delivery client. Generic over the byte stream underneath: a `TcpStream` in the daemon
+//! (the default), an in-memory `tokio::io::duplex` pipe in the session's in-process tests.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsStream;
+use tokio_rustls::{TlsAcceptor, TlsStream};
 
-pub enum Conn {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// What a connection runs over: any byte stream a task can own (Stalwart's `SessionStream`
+/// plays this part there). TLS, once agreed, is layered on top by [`Conn`].
+pub trait SessionStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SessionStream for T {}
+
+pub enum Conn<S = TcpStream> {
+    Plain(S),
+    Tls(Box<TlsStream<S>>),
     /// Transient state while upgrading, or after a failed handshake.
     Gone,
+}
+
+impl<S: SessionStream> Conn<S> {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+
+    /// The server side of the one upgrade: runs the TLS handshake on a plain stream within
+    /// `limit`. `false` (and the connection is [`Conn::Gone`]) when the handshake failed or
+    /// timed out, or the connection was not plain.
+    pub async fn accept_tls(&mut self, acceptor: &TlsAcceptor, limit: Duration) -> bool {
+        let Conn::Plain(stream) = std::mem::replace(self, Conn::Gone) else {
+            return false;
+        };
+        match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                *self = Conn::Tls(Box::new(tls.into()));
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "connection closed")
 }
 
-impl AsyncRead for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Conn<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -33,7 +63,7 @@ impl AsyncRead for Conn {
     }
 }
 
-impl AsyncWrite for Conn {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -5,7 +5,7 @@ use super::limits::Refusal;
 use super::session::Session;
 use super::state::SessionState;
 use super::{Context, Role};
-use crate::net::Conn;
+use crate::net::{Conn, SessionStream};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -84,19 +84,25 @@ async fn refuse(mut tcp: TcpStream, why: Refusal) {
     .await;
 }
 
-async fn handle(ctx: Arc<Context>, role: Role, tcp: TcpStream, peer: SocketAddr, trusted: bool) {
+/// Runs one session on an accepted stream: on 465 the TLS handshake comes first (a failed or
+/// slow one ends the connection unanswered). The daemon passes TCP streams; the in-process
+/// tests pass `tokio::io::duplex` pipes through the same path.
+pub(super) async fn handle<S: SessionStream>(
+    ctx: Arc<Context>,
+    role: Role,
+    stream: S,
+    peer: SocketAddr,
+    trusted: bool,
+) {
     let settings = ctx.settings();
     let trusted = trusted && role.is_submission();
-    let conn = if role == Role::Submissions {
+    let mut conn = Conn::Plain(stream);
+    if role == Role::Submissions {
         let limit = settings.config.limits.tls_handshake_timeout.0;
-        match tokio::time::timeout(limit, ctx.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => Conn::Tls(Box::new(tls.into())),
-            _ => return,
+        if !conn.accept_tls(&ctx.tls, limit).await {
+            return;
         }
-    } else {
-        Conn::Plain(tcp)
-    };
-    let tls = matches!(conn, Conn::Tls(_));
-    let state = SessionState::new(role, peer, tls, trusted);
+    }
+    let state = SessionState::new(role, peer, conn.is_tls(), trusted);
     Session::new(ctx, conn, state).run().await;
 }

@@ -2,7 +2,8 @@
 //!
 //! Parsers (`command`, `address`, `body`, `repair`) are pure. Verb handlers take the session
 //! state and return a [`reply::Reply`] (plus what the session must do next); only
-//! `session` reads from and writes to the socket.
+//! `session` reads from and writes to a session's connection. `tests` runs sessions in process
+//! over `tokio::io::duplex` and table-tests the handlers.
 
 pub mod address;
 mod auth;
@@ -22,6 +23,8 @@ mod returns;
 mod session;
 mod starttls;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use limits::{AuthThrottle, ConnLimiter};
 pub use listener::serve;
@@ -84,5 +87,36 @@ impl Context {
     /// The settings in force right now (a SIGHUP may have replaced them).
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+impl Context {
+    /// A context for the in-process tests: the settings derived from `config` (as a reload
+    /// would derive them), a store the test opened in a temp dir with its real keys, a real
+    /// TLS acceptor, and `on_queued` told of every durable message. Nothing runs beside it.
+    pub(crate) fn for_test(
+        config: crate::config::Config,
+        store: Store,
+        tls: tokio_rustls::TlsAcceptor,
+        on_queued: Box<dyn Fn(crate::store::QueueId) + Send + Sync>,
+    ) -> Context {
+        let settings = Settings::new(config, None).expect("test config");
+        // The sender may go: a receiver keeps the last value.
+        let (_, settings) = watch::channel(Arc::new(settings));
+        Context {
+            settings,
+            list_key: store.secret("lists").expect("list key"),
+            verp_key: store.secret("verp").expect("verp key"),
+            store,
+            on_queued,
+            tls,
+            auth_throttle: AuthThrottle::default(),
+            auth_slots: Semaphore::new(2),
+            conns: ConnLimiter::default(),
+            draining: CancellationToken::new(),
+            stop_now: CancellationToken::new(),
+            metrics: Arc::new(Metrics::default()),
+        }
     }
 }

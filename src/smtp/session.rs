@@ -1,6 +1,7 @@
 //! One SMTP connection: reads commands and content, dispatches to the verb handlers, writes
-//! their replies (batched for PIPELINING), and upgrades to TLS. The only place that touches the
-//! socket.
+//! their replies (batched for PIPELINING), and upgrades to TLS. The only place that reads or
+//! writes a session's connection, whatever stream it runs over (TCP in the daemon, a
+//! `tokio::io::duplex` pipe in `smtp/tests`).
 
 use super::auth::{self, Flow};
 use super::body::{DataReceiver, Received};
@@ -8,7 +9,7 @@ use super::command::{self, Command, ParseError};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
 use super::{Context, data, ehlo, mail, rcpt, starttls};
-use crate::net::Conn;
+use crate::net::{Conn, SessionStream};
 use bytes::{Buf, BytesMut};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,17 +25,18 @@ enum ReadEnd {
     Stop,
 }
 
-pub struct Session {
+/// A session over any stream: TCP in the daemon, an in-memory pipe in the in-process tests.
+pub struct Session<S> {
     ctx: Arc<Context>,
-    conn: Conn,
+    conn: Conn<S>,
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     st: SessionState,
     errors: u32,
 }
 
-impl Session {
-    pub fn new(ctx: Arc<Context>, conn: Conn, st: SessionState) -> Self {
+impl<S: SessionStream> Session<S> {
+    pub fn new(ctx: Arc<Context>, conn: Conn<S>, st: SessionState) -> Self {
         Session {
             ctx,
             conn,
@@ -283,18 +285,12 @@ impl Session {
         self.flush().await.map_err(|_| ReadEnd::Closed)?;
         // Anything the client pipelined behind STARTTLS is discarded, never executed.
         self.rbuf.clear();
-        let Conn::Plain(tcp) = std::mem::replace(&mut self.conn, Conn::Gone) else {
-            return Err(ReadEnd::Closed);
-        };
         let limit = self.ctx.settings().config.limits.tls_handshake_timeout.0;
-        match tokio::time::timeout(limit, self.ctx.tls.accept(tcp)).await {
-            Ok(Ok(tls)) => {
-                self.conn = Conn::Tls(Box::new(tls.into()));
-                starttls::reset_after_handshake(&mut self.st);
-                Ok(true)
-            }
-            _ => Err(ReadEnd::Closed),
+        if !self.conn.accept_tls(&self.ctx.tls, limit).await {
+            return Err(ReadEnd::Closed);
         }
+        starttls::reset_after_handshake(&mut self.st);
+        Ok(true)
     }
 }
 
