@@ -15,6 +15,7 @@ pub mod devuser;
 pub mod http;
 pub mod lists;
 pub mod logging;
+pub mod mail;
 pub mod memory;
 pub mod metrics;
 pub mod net;

@@ -37,7 +37,7 @@ pub fn redact(address: &str, show: bool) -> String {
             address.to_string()
         };
     }
-    match address.rsplit_once('@') {
+    match crate::mail::split(address) {
         Some((local, domain)) => {
             let first: String = local.chars().next().map(String::from).unwrap_or_default();
             format!("{first}***@{domain}")

@@ -1,6 +1,7 @@
 //! A submission user's `senders` bind the From field as well as the envelope (DESIGN §3): a
 //! message whose From names an address the user may not use is refused, even with an allowed
-//! envelope sender; allowed addresses, display names and quoted commas pass.
+//! envelope sender, and wherever the From stands in the header section; allowed addresses,
+//! display names and quoted commas pass.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -31,6 +32,22 @@ async fn from_header_must_be_one_of_the_users_senders() {
             .await;
         assert!(r.has(550, "5.7.1"), "{subject}: {r:?}");
         assert!(r.text().contains("ceo@bank.example"), "{r:?}");
+    }
+    // The From field counts wherever it stands in the header section: after a line that is no
+    // field, or written with a blank before the colon (the scan used to stop at both).
+    for (head, subject) in [
+        (
+            "Subject: spoofed after a broken line\r\nbroken line\r\nFrom: ceo@bank.example",
+            "broken",
+        ),
+        (
+            "Subject: spoofed, obsolete syntax\r\nFrom : ceo@bank.example",
+            "obsolete",
+        ),
+    ] {
+        let msg = format!("{head}\r\nTo: <{to}>\r\n\r\nHello.\r\n");
+        let r = c.send_mail(envelope, &[to], &msg).await;
+        assert!(r.has(550, "5.7.1"), "{subject}: {r:?}");
     }
     for (from, subject) in [
         (

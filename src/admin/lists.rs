@@ -85,7 +85,7 @@ pub async fn add(
     }
     let mut new = Vec::with_capacity(members.len());
     for (address, name) in members {
-        let Some(address) = crate::http::form::email(&address) else {
+        let Some(address) = crate::mail::Address::from_form(&address).map(String::from) else {
             return Response::err(format!("{address:?} is not an email address"));
         };
         new.push(NewMember {
@@ -120,7 +120,7 @@ pub async fn invite(ctx: &AdminContext, list: &str, addresses: Vec<String>) -> R
     };
     let (mut sent, mut already) = (0, 0);
     for address in addresses {
-        let Some(address) = crate::http::form::email(&address) else {
+        let Some(address) = crate::mail::Address::from_form(&address).map(String::from) else {
             return Response::err(format!("{address:?} is not an email address"));
         };
         match consent::sign_up(

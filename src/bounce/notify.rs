@@ -42,15 +42,6 @@ pub fn wanted(sender: &str, notify: Option<&str>) -> bool {
     }
 }
 
-/// Header block of `msg` (up to the empty line).
-fn headers_of(msg: &[u8]) -> &[u8] {
-    let end = msg
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(msg.len(), |p| p + 2);
-    &msg[..end]
-}
-
 /// The DSN message, CRLF line ends, ready to queue with a null sender.
 pub fn build(d: &Dsn<'_>) -> Vec<u8> {
     let boundary = format!("{}.dsn.{}", d.now, d.hostname);
@@ -103,7 +94,10 @@ pub fn build(d: &Dsn<'_>) -> Vec<u8> {
     let (ctype, original) = if d.full {
         ("message/rfc822", d.original)
     } else {
-        ("text/rfc822-headers", headers_of(d.original))
+        (
+            "text/rfc822-headers",
+            crate::mail::header::section(d.original).head,
+        )
     };
     text += &format!("\r\n--{boundary}\r\nContent-Type: {ctype}\r\n\r\n");
     let mut out = text.into_bytes();

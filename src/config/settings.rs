@@ -3,6 +3,7 @@
 //! atomically on SIGHUP.
 
 use super::{CompiledPolicy, Config, ConfigError, ListKind, User};
+use crate::mail::Address;
 use std::collections::HashSet;
 
 #[derive(Debug, Clone)]
@@ -95,16 +96,14 @@ fn is_token_address(local: &str) -> bool {
 /// Whether `user` may use `address` as envelope sender: exact match or `*@domain`, case-insensitive;
 /// `*` alone allows any address (the loopback-only development user).
 pub fn sender_allowed(user: &User, address: &str) -> bool {
-    let address = address.to_ascii_lowercase();
-    let domain = address.rsplit_once('@').map(|(_, d)| d);
+    let parsed = Address::parse(address).ok();
     user.senders.iter().any(|pattern| {
-        let pattern = pattern.to_ascii_lowercase();
         if pattern == "*" {
             return true;
         }
         match pattern.strip_prefix("*@") {
-            Some(d) => domain == Some(d),
-            None => pattern == address,
+            Some(d) => parsed.as_ref().is_some_and(|a| a.domain_is(d)),
+            None => pattern.eq_ignore_ascii_case(address),
         }
     })
 }

@@ -99,3 +99,23 @@ fn production_sample_is_valid() {
     let loaded = load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.config.listen.inbound, vec!["0.0.0.0:25"]);
 }
+
+/// A sender pattern is an address split at its last `@` (`mail::Address`): one with nothing
+/// after its last `@` is refused. The old check split at the first `@` and let it through.
+#[test]
+fn sender_patterns_are_addresses() {
+    let user = |sender: &str| {
+        format!(
+            "[[users]]\nname = \"a\"\nsenders = [\"{sender}\"]\npassword_hash = \
+             \"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CfpRxz/GaU7pD3cM1oJkS1bgBzuS5G4V3kX8xk2bHUA\"\n"
+        )
+    };
+    for bad in ["alice@example.org@", "alice", "@example.org", "*@"] {
+        let e = load_err(&user(bad));
+        assert_eq!(e.key, "users.0.senders", "{bad}: {e}");
+    }
+    for good in ["alice@example.org", "*@example.org", "*"] {
+        let f = write(&user(good));
+        assert!(load(Some(f.path())).is_ok(), "{good}");
+    }
+}

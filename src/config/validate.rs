@@ -1,6 +1,7 @@
 //! Semantic checks that serde cannot express; each failure names the key and the reason.
 
 use super::Config;
+use crate::mail::Address;
 use std::net::SocketAddr;
 
 type Problem = (String, String);
@@ -65,9 +66,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
 }
 
 fn is_address(s: &str) -> bool {
-    s.rsplit_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
-    })
+    Address::parse(s).is_ok_and(|a| a.domain().contains('.')) && !s.contains(char::is_whitespace)
 }
 
 fn validate_users(config: &Config) -> Result<(), Problem> {
@@ -86,10 +85,7 @@ fn validate_users(config: &Config) -> Result<(), Problem> {
             ));
         }
         for sender in &user.senders {
-            let ok = sender == "*"
-                || sender
-                    .split_once('@')
-                    .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty());
+            let ok = sender == "*" || Address::parse(sender).is_ok();
             if !ok {
                 return Err(problem(
                     format!("users.{i}.senders"),

@@ -162,7 +162,8 @@ async fn subscribe(
     let Some(email) = fields
         .iter()
         .find(|(k, _)| k == "email")
-        .and_then(|(_, v)| form::email(v))
+        .and_then(|(_, v)| crate::mail::Address::from_form(v))
+        .map(String::from)
     else {
         return html(
             StatusCode::BAD_REQUEST,

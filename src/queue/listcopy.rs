@@ -15,8 +15,7 @@ fn list_of<'a>(settings: &'a Settings, msg: &MessageRecord) -> Option<&'a List> 
 }
 
 fn domain(address: &str) -> String {
-    address
-        .rsplit_once('@')
+    crate::mail::split(address)
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default()
 }

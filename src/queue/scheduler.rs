@@ -101,8 +101,7 @@ pub async fn run(
 
 /// The destination key: the recipient's domain (lower-cased).
 fn domain_of(address: &str) -> String {
-    address
-        .rsplit_once('@')
+    crate::mail::split(address)
         .map(|(_, d)| d.to_ascii_lowercase())
         .unwrap_or_default()
 }
@@ -186,7 +185,8 @@ impl State {
                 continue;
             }
             let own = || {
-                let (local, domain) = rec.address.rsplit_once('@').unwrap_or((&rec.address, ""));
+                let (local, domain) =
+                    crate::mail::split(&rec.address).unwrap_or((&rec.address, ""));
                 settings.is_own_address(local, domain)
             };
             if msg.origin == Origin::Inbound && msg.list.is_none() && own() {

@@ -149,10 +149,7 @@ fn envelope(
             remember: false,
         };
     }
-    let domain = msg
-        .sender
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase());
+    let domain = crate::mail::split(&msg.sender).map(|(_, d)| d.to_ascii_lowercase());
     let bounce_domain = domain.and_then(|d| {
         settings
             .config
@@ -177,7 +174,7 @@ fn sign<'a>(ctx: &DeliveryContext, body: Cow<'a, [u8]>) -> Cow<'a, [u8]> {
     if signers.is_empty() {
         return body;
     }
-    let Some(domain) = crate::smtp::repair::from_domain(&body) else {
+    let Some(domain) = crate::mail::header::from_domain(&body) else {
         return body;
     };
     match signers.sign(&domain, &body) {

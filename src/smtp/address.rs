@@ -1,4 +1,7 @@
 //! Pure parsing of SMTP paths (`<local@domain>` with optional source route) and ESMTP parameters.
+//! The local/domain split and domain syntax are `mail::address`'s.
+
+use crate::mail::{split, valid_domain};
 
 /// A parsed mailbox. `local` is unquoted; flags record forms that matter for relay decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +121,8 @@ fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
         let (local, consumed) = unquote(q)?;
         (local, true, &q[consumed..])
     } else {
-        let at = s.rfind('@').unwrap_or(s.len());
-        (s[..at].to_string(), false, &s[at..])
+        let (local, after) = split(s).map_or((s, ""), |(l, _)| (l, &s[l.len()..]));
+        (local.to_string(), false, after)
     };
     if !quoted && !valid_dot_atom(&local) {
         return Err(PathError::BadLocalPart);
@@ -182,20 +185,6 @@ fn valid_dot_atom(s: &str) -> bool {
     !s.is_empty()
         && s.split('.')
             .all(|part| !part.is_empty() && part.chars().all(is_atext))
-}
-
-pub fn valid_domain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| {
-                    c.is_ascii_alphanumeric() || c == '-' || (!c.is_ascii() && !c.is_control())
-                })
-        })
 }
 
 fn valid_literal(s: &str) -> bool {

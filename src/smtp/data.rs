@@ -213,10 +213,7 @@ async fn own_addresses(
     let mut rest = returns::handle(ctx, rest, content).await?;
     if let Some(forward) = &settings.config.postmaster {
         for r in &mut rest {
-            let local = r
-                .address
-                .rsplit_once('@')
-                .map_or(r.address.as_str(), |(l, _)| l);
+            let local = crate::mail::split(&r.address).map_or(r.address.as_str(), |(l, _)| l);
             if local.eq_ignore_ascii_case("postmaster") {
                 r.orcpt
                     .get_or_insert_with(|| format!("rfc822;{}", r.address));

@@ -61,7 +61,7 @@ pub fn category(
     list: &List,
     body: &[u8],
 ) -> Result<(ListPost, Vec<u8>), Reply> {
-    let value = headers::header_value(body, headers::CATEGORY_HEADER);
+    let value = crate::mail::header::value(body, headers::CATEGORY_HEADER);
     let service = match value.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("marketing") => false,
         Some("service") => {
@@ -102,7 +102,7 @@ pub async fn unsubscribe_recipients(
 ) -> Result<Vec<NewRecipient>, Reply> {
     let mut rest = Vec::with_capacity(recipients.len());
     for r in recipients {
-        let token = r.address.split_once('@').and_then(|(local, _)| {
+        let token = crate::mail::split(&r.address).and_then(|(local, _)| {
             local
                 .to_ascii_lowercase()
                 .strip_prefix("u+")

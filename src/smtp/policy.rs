@@ -65,10 +65,12 @@ pub fn check(message: &[u8], policy: &CompiledPolicy, list_post: bool) -> Verdic
     if !policy.reads_content() && list_post {
         return Verdict::Accept;
     }
+    // Without content rules only the header section (and the empty line after it) is read.
     let message = if policy.reads_content() {
         message
     } else {
-        header_section(message)
+        let body_start = crate::mail::header::section(message).body_start;
+        message.get(..body_start).unwrap_or(message)
     };
     let parser = MessageParser::new()
         .with_mime_headers()
@@ -92,14 +94,6 @@ pub fn check(message: &[u8], policy: &CompiledPolicy, list_post: bool) -> Verdic
         };
     }
     Verdict::Accept
-}
-
-/// The header section and the blank line after it (all of `message` if it has no body).
-fn header_section(message: &[u8]) -> &[u8] {
-    match memchr::memmem::find(message, b"\r\n\r\n") {
-        Some(end) => &message[..end + 4],
-        None => message,
-    }
 }
 
 /// Every part of `msg` and of the messages attached to it (down to [`MAX_DEPTH`]), and their

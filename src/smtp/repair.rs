@@ -1,5 +1,8 @@
 //! Pure header work on accepted messages: find the header block, read Message-ID, and build the
-//! trace and RFC 6409 §8 repairs (Date, Message-ID) that are prepended before storing.
+//! trace and RFC 6409 §8 repairs (Date, Message-ID) that are prepended before storing. Where
+//! the header section ends and what a field is are `mail::header`'s rule.
+
+use crate::mail::{header, mailboxes};
 
 /// What the session needs to know about a message's header block.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -12,93 +15,20 @@ pub struct HeaderFacts {
     pub from: Vec<String>,
 }
 
-/// Iterates unfolded header fields `(name, value)` of the header block.
-fn fields(msg: &[u8]) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for raw in msg.split(|&b| b == b'\n') {
-        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
-        if line.is_empty() {
-            break;
-        }
-        let text = String::from_utf8_lossy(line);
-        if line[0] == b' ' || line[0] == b'\t' {
-            if let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(text.trim());
-            }
-            continue;
-        }
-        match text.split_once(':') {
-            Some((name, value)) if !name.is_empty() && !name.contains(' ') => {
-                out.push((name.to_ascii_lowercase(), value.trim().to_string()));
-            }
-            // Not a header: the header block ends here (no empty line before the body).
-            _ => break,
-        }
-        if out.len() > 1000 {
-            break;
-        }
-    }
-    out
-}
-
-/// The domain of the first address in the From header, lower-cased (the DKIM signing domain).
-pub fn from_domain(msg: &[u8]) -> Option<String> {
-    let (_, value) = fields(msg).into_iter().find(|(name, _)| name == "from")?;
-    let first = mailboxes(&value).into_iter().next()?;
-    let domain = first.rsplit_once('@')?.1.trim();
-    (!domain.is_empty()).then(|| domain.to_string())
-}
-
-/// The addresses of a From field's value (a mailbox list, RFC 5322 §3.6.2), lower-cased.
-/// Commas inside quoted display names do not split.
-fn mailboxes(value: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let (mut quoted, mut angle) = (false, false);
-    for c in value.chars() {
-        match c {
-            '"' if !angle => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(String::new());
-                continue;
-            }
-            _ => {}
-        }
-        if let Some(last) = parts.last_mut() {
-            last.push(c);
-        }
-    }
-    parts
-        .iter()
-        .filter_map(|part| {
-            let addr = match (part.rfind('<'), part.rfind('>')) {
-                (Some(a), Some(b)) if a < b => &part[a + 1..b],
-                _ => part.split_whitespace().find(|w| w.contains('@'))?,
-            };
-            let addr = addr.trim();
-            addr.contains('@').then(|| addr.to_ascii_lowercase())
-        })
-        .collect()
-}
-
+/// What the header section (`mail::header`'s one rule) says about trace, repairs and From.
 pub fn scan(msg: &[u8]) -> HeaderFacts {
     let mut facts = HeaderFacts::default();
     let mut seen_from = false;
-    for (name, value) in fields(msg) {
-        match name.as_str() {
-            "date" => facts.has_date = true,
-            "received" => facts.received += 1,
-            "from" if !seen_from => {
-                seen_from = true;
-                facts.from = mailboxes(&value);
-            }
-            "message-id" if facts.message_id.is_none() => {
-                let v = value.trim();
-                facts.message_id = Some(v.chars().take(998).collect());
-            }
-            _ => {}
+    for field in header::fields(msg) {
+        if field.is("date") {
+            facts.has_date = true;
+        } else if field.is("received") {
+            facts.received += 1;
+        } else if field.is("from") && !seen_from {
+            seen_from = true;
+            facts.from = mailboxes(&field.value());
+        } else if field.is("message-id") && facts.message_id.is_none() {
+            facts.message_id = Some(field.value().chars().take(998).collect());
         }
     }
     facts
@@ -167,11 +97,27 @@ mod tests {
             }
         );
         assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
-        assert_eq!(
-            scan(b"no header here\r\nDate: x\r\n"),
-            HeaderFacts::default()
-        );
+        assert_eq!(scan(b"\r\nDate: x\r\n"), HeaderFacts::default());
         assert_eq!(scan(b""), HeaderFacts::default());
+    }
+
+    /// Fixed: the scan used to end the header section at the first line that was no field
+    /// (or at `From :`), so a From after one escaped the check against the user's senders
+    /// while mail-parser, the DKIM signer and the list-header stripping all read it.
+    #[test]
+    fn from_past_a_line_that_is_no_field_is_seen() {
+        let table: [(&[u8], &[&str]); 3] = [
+            (
+                b"Subject: s\r\nbroken line\r\nFrom: ceo@bank.example\r\n\r\nbody",
+                &["ceo@bank.example"],
+            ),
+            (b"From : ceo@bank.example\r\n\r\n", &["ceo@bank.example"]),
+            (b"no header here\r\nFrom: a@b.org\r\n", &["a@b.org"]),
+        ];
+        for (msg, want) in table {
+            assert_eq!(scan(msg).from, want, "{}", String::from_utf8_lossy(msg));
+        }
+        assert!(scan(b"no header here\r\nDate: x\r\n").has_date);
     }
 
     #[test]
@@ -200,19 +146,6 @@ mod tests {
         for (msg, want) in table {
             assert_eq!(scan(msg).from, want, "{}", String::from_utf8_lossy(msg));
         }
-    }
-
-    #[test]
-    fn from_domains() {
-        assert_eq!(
-            from_domain(b"From: Jane <jane@Example.ORG>\r\n\r\n").as_deref(),
-            Some("example.org")
-        );
-        assert_eq!(
-            from_domain(b"From: jane@example.org\r\n\r\n").as_deref(),
-            Some("example.org")
-        );
-        assert_eq!(from_domain(b"Subject: x\r\n\r\nFrom: a@b.c\r\n"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::bounce::inbound::{self, Target};
 use crate::store::NewRecipient;
 
 fn target(address: &str) -> Option<Target> {
-    let (local, _) = address.split_once('@')?;
+    let (local, _) = crate::mail::split(address)?;
     let local = local.to_ascii_lowercase();
     if let Some(token) = local.strip_prefix("b+") {
         return Some(Target::Verp(token.to_string()));

@@ -210,7 +210,7 @@ fn verp_tokens(top: &Headers, original: Option<&Headers>) -> Vec<String> {
     }
     let mut out: Vec<String> = Vec::new();
     for addr in values.into_iter().flat_map(addresses_in) {
-        let local = addr.split('@').next().unwrap_or_default();
+        let local = crate::mail::split(&addr).map_or(addr.as_str(), |(l, _)| l);
         if let Some(token) = local.strip_prefix("b+")
             && !token.is_empty()
             && token.len() <= 64

@@ -1,5 +1,5 @@
-//! A small, bounded MIME reader for bounce parsing: line-end normalisation, header blocks,
-//! `Content-Type` and multipart splitting (decoding is in `decode`).
+//! A small, bounded MIME reader for bounce parsing: line-end normalisation, header blocks
+//! (through `mail::header`), `Content-Type` and multipart splitting (decoding is in `decode`).
 //!
 //! Everything here is linear in its input with small constant factors, and every loop is
 //! capped (nesting depth, number of parts, number and length of headers), so a hostile message
@@ -102,65 +102,21 @@ pub fn normalise(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits off a header block; returns it and the offset where the body starts.
+/// Splits off a header block; returns it and the offset where the body starts. The tolerant
+/// reading of mail from elsewhere is `mail::header::lenient_section`'s: LF line ends, a
+/// leading mbox `From ` line, and no empty line needed (the first line that is no field ends
+/// the block). Fields and value lengths are capped here.
 pub fn parse_headers(data: &[u8]) -> (Headers, usize) {
-    let mut headers: Vec<Header> = Vec::new();
-    let mut pos = 0;
-    let mut first = true;
-    while pos < data.len() {
-        let end = memchr::memchr(b'\n', data.get(pos..).unwrap_or_default())
-            .map_or(data.len(), |i| pos + i);
-        let line = data.get(pos..end).unwrap_or_default();
-        let next = (end + 1).min(data.len());
-        if line.is_empty() {
-            return (Headers(headers), next);
-        }
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            if let Some(last) = headers.last_mut() {
-                append_value(&mut last.value, line);
-            }
-        } else if let Some((name, value)) = split_field(line) {
-            if headers.len() < MAX_HEADERS {
-                let mut v = String::new();
-                append_value(&mut v, value);
-                headers.push(Header { name, value: v });
-            }
-        } else if !(first && line.starts_with(b"From ")) {
-            // Not a header line: the body starts here (no blank separator).
-            return (Headers(headers), pos);
-        }
-        first = false;
-        pos = next;
-    }
-    (Headers(headers), data.len())
-}
-
-/// `name: value` with a printable, space-free name.
-fn split_field(line: &[u8]) -> Option<(String, &[u8])> {
-    let colon = memchr::memchr(b':', line.get(..line.len().min(80)).unwrap_or_default())?;
-    let name = line.get(..colon)?;
-    let name = name.strip_suffix(b" ").unwrap_or(name);
-    if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic() && b != b':') {
-        return None;
-    }
-    let value = line.get(colon + 1..).unwrap_or_default();
-    Some((String::from_utf8_lossy(name).to_ascii_lowercase(), value))
-}
-
-fn append_value(value: &mut String, piece: &[u8]) {
-    if value.len() >= MAX_VALUE {
-        return;
-    }
-    let piece = String::from_utf8_lossy(piece.get(..MAX_VALUE).unwrap_or(piece));
-    let piece = piece.trim();
-    if piece.is_empty() || value.len() >= MAX_VALUE {
-        return;
-    }
-    if !value.is_empty() {
-        value.push(' ');
-    }
-    let room = MAX_VALUE.saturating_sub(value.len());
-    value.push_str(truncate(piece, room));
+    let section = crate::mail::header::lenient_section(data);
+    let headers = section
+        .fields()
+        .take(MAX_HEADERS)
+        .map(|f| Header {
+            name: f.name.to_ascii_lowercase(),
+            value: f.value_within(MAX_VALUE),
+        })
+        .collect();
+    (Headers(headers), section.body_start)
 }
 
 /// The longest prefix of `s` of at most `max` bytes ending on a char boundary.
