@@ -25,7 +25,9 @@ pub fn missing(what: &str, why: &str) -> bool {
     if required() {
         panic!("{REQUIRE}=1 and {what} is missing: {why}");
     }
-    eprintln!("SKIP: {what} is missing: {why} (.ci/run installs it; {REQUIRE}=1 makes this fail)");
+    eprintln!(
+        "SKIP: {what} is missing: {why} (.ci/run installs or finds it; {REQUIRE}=1 makes this fail)"
+    );
     false
 }
 
