@@ -12,31 +12,23 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-const LISTS: &str = r#"
-[bounce]
-soft_limit = 2
-[[lists]]
-id = "news"
-address = "news@example.org"
-name = "Example News"
-kind = "announce"
-posters = ["alice"]
-[[lists]]
-id = "offers"
-address = "offers@example.org"
-name = "Offers"
-kind = "announce"
-posters = ["alice"]
-"#;
+/// Soft bounces suppress at the second; the `news` list and an `offers` list, both alice's.
+fn lists() -> String {
+    let offers = announce_list("offers", "Offers", &[ALICE]);
+    format!("[bounce]\nsoft_limit = 2\n{}{offers}", news_list())
+}
 
+/// A message of the corpus's `public/bsd/`; `None` (a skip, or a failure under
+/// `HERALD_REQUIRE_TOOLS=1`) without the corpus.
 fn corpus(file: &str) -> Option<String> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/corpus/bounces/public/bsd")
-        .join(file);
+    let p = tools::corpus()?.join("public/bsd").join(file);
     match std::fs::read_to_string(&p) {
         Ok(t) => Some(t),
-        Err(_) => {
-            eprintln!("SKIP: corpus file {} not found", p.display());
+        Err(e) => {
+            tools::missing(
+                &format!("corpus file {file}"),
+                &format!("{}: {e}", p.display()),
+            );
             None
         }
     }
@@ -113,10 +105,7 @@ async fn bounces_suppress_by_class() {
             reply: "550 No such user here".into(),
         },
     ]);
-    let extra = format!(
-        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LISTS}",
-        sink.addr
-    );
+    let extra = format!("{}{}", relay_to(sink.addr), lists());
     let d = Daemon::start(&extra);
     let members = [
         "plain@remote.test",
@@ -148,16 +137,11 @@ async fn bounces_suppress_by_class() {
         })
         .await;
     // Synchronous refusals go through the classifier: 5.1.1 suppresses, a spam block does not.
-    let deadline = std::time::Instant::now() + WAIT;
-    while suppression(&d, "gone@remote.test").is_none()
-        || suppression(&d, "plain@remote.test").is_none()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gone@ and plain@ not suppressed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("gone@ and plain@ to be suppressed", WAIT, || {
+        suppression(&d, "gone@remote.test").is_some()
+            && suppression(&d, "plain@remote.test").is_some()
+    })
+    .await;
     assert_eq!(
         suppression(&d, "gone@remote.test").unwrap()["scope"],
         "global"
@@ -219,10 +203,7 @@ async fn complaints_and_auto_replies() {
         return;
     };
     let sink = Sink::start("127.0.0.1:0").await;
-    let extra = format!(
-        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LISTS}",
-        sink.addr
-    );
+    let extra = format!("{}{}", relay_to(sink.addr), lists());
     let d = Daemon::start_top("trusted_networks = [\"127.0.0.0/8\"]", &extra);
     ok(&d.cli(&[
         "list",
@@ -304,7 +285,7 @@ async fn late_bounce_for_transactional_mail() {
         return;
     };
     let sink = Sink::start("127.0.0.1:0").await;
-    let extra = format!("[delivery]\nrelay = \"{}\"\n{LISTS}", sink.addr);
+    let extra = format!("[delivery]\nrelay = \"{}\"\n{}", sink.addr, lists());
     let d = Daemon::start(&extra);
     let mut c = d.alice().await;
     let r = c
@@ -321,11 +302,7 @@ async fn late_bounce_for_transactional_mail() {
         verp.starts_with("b+") && verp.ends_with("@bounces.example.org"),
         "{verp}"
     );
-    let deadline = std::time::Instant::now() + WAIT;
-    while !d.queue().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "queue not empty");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    d.wait_queue_empty(WAIT).await;
     returned(
         &d,
         &verp,
@@ -339,12 +316,10 @@ async fn late_bounce_for_transactional_mail() {
 /// recipient for a file that is not a bounce.
 #[test]
 fn bounce_parse_command() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/bounces/public");
-    if !dir.exists() {
-        eprintln!("SKIP: no corpus at {}", dir.display());
+    let Some(dir) = tools::corpus().map(|c| c.join("public")) else {
         return;
-    }
-    let out = std::process::Command::new(herald_bin())
+    };
+    let out = herald_command()
         .args(["bounce", "parse", "--json"])
         .arg(dir.join("bsd/lhost-postfix-04.eml"))
         .arg(dir.join("not/is-not-bounce-01.eml"))
@@ -360,7 +335,7 @@ fn bounce_parse_command() {
     assert_eq!(lines[0]["class"], "hard");
     assert!(lines[1]["recipient"].is_null());
     assert_eq!(lines[1]["class"], "unknown");
-    let out = std::process::Command::new(herald_bin())
+    let out = herald_command()
         .args(["bounce", "parse", "/nonexistent/file.eml"])
         .output()
         .unwrap();
@@ -390,7 +365,7 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forget_leaves_no_trace_and_suppression_holds() {
     let sink = Sink::start("127.0.0.1:0").await;
-    let extra = format!("[delivery]\nrelay = \"{}\"\n{LISTS}", sink.addr);
+    let extra = format!("[delivery]\nrelay = \"{}\"\n{}", sink.addr, lists());
     let mut d = Daemon::start(&extra);
     let secret = "private.person@remote.test";
     ok(&d.cli(&[
@@ -442,10 +417,20 @@ async fn forget_leaves_no_trace_and_suppression_holds() {
         assert!(r.has(250, "2.0.0"), "{r:?}");
     }
     sink.wait_count(1, WAIT).await;
-    let deadline = std::time::Instant::now() + WAIT;
-    while !d.queue().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "queue not empty");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    d.wait_queue_empty(WAIT).await;
     assert!(sink.received().iter().all(|m| m.rcpts != [secret]));
+}
+
+/// Without the corpus (`HERALD_CORPUS` naming a directory that is not there) a corpus test
+/// skips with a note, and fails naming the corpus under `HERALD_REQUIRE_TOOLS=1`.
+#[test]
+fn a_missing_corpus_fails_when_tools_are_required() {
+    let absent = tempfile::tempdir().unwrap();
+    let absent = absent.path().join("no-corpus");
+    tools::assert_fails_only_when_required(
+        "bounce_parse_command",
+        &[(tools::CORPUS, Some(absent.to_str().unwrap()))],
+        "the bounce corpus",
+        "no public/ in",
+    );
 }

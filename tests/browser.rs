@@ -6,7 +6,8 @@
 //! At phone width (390 CSS px, device pixel ratio 2) every page must fit without horizontal
 //! scrolling, with body text of at least 16 px and a button at least 44 px tall inside the
 //! viewport. Screenshots go to the test's temp dir and to `target/browser-screenshots/` for a
-//! person to look at. Without `chromium` on PATH the test prints a SKIP note and passes.
+//! person to look at. Without `chromium` on PATH the test prints a SKIP note and passes, or
+//! fails naming it under `HERALD_REQUIRE_TOOLS=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -30,17 +31,6 @@ const PHONE: (u32, u32) = (390, 844);
 const PIXEL_RATIO: u32 = 2;
 const READER: &str = "reader@remote.test";
 
-const LIST: &str = r#"
-[unsubscribe]
-base_url = "https://lists.example.org"
-[[lists]]
-id = "news"
-address = "news@example.org"
-name = "Example News"
-kind = "announce"
-posters = ["alice"]
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buttons_work_in_chromium_and_pages_read_at_phone_width() {
     if !have("chromium") {
@@ -48,8 +38,9 @@ async fn buttons_work_in_chromium_and_pages_read_at_phone_width() {
     }
     let sink = Sink::start("127.0.0.1:0").await;
     let d = Daemon::start(&format!(
-        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{LIST}",
-        sink.addr
+        "{}{UNSUBSCRIBE_BASE}{}",
+        relay_to(sink.addr),
+        news_list()
     ));
     let base = format!("http://{}", d.http);
     let browser = Browser::launch();
@@ -84,6 +75,19 @@ async fn buttons_work_in_chromium_and_pages_read_at_phone_width() {
     assert_eq!(status_of(&d, READER).as_deref(), Some("unsubscribed"));
     tab.check_readable(false).await;
     save_screenshot(&d, "4-unsubscribed", &tab.screenshot().await);
+}
+
+/// Without chromium on PATH the browser test skips, and fails naming chromium under
+/// `HERALD_REQUIRE_TOOLS=1`.
+#[test]
+fn without_chromium_it_skips_or_fails_when_required() {
+    let empty = tempfile::tempdir().unwrap();
+    tools::assert_fails_only_when_required(
+        "buttons_work_in_chromium_and_pages_read_at_phone_width",
+        &[("PATH", Some(empty.path().to_str().unwrap()))],
+        "chromium",
+        "Debian package chromium",
+    );
 }
 
 // --- The daemon side -------------------------------------------------------------------------

@@ -192,7 +192,7 @@ fn swaks(args: &[&str]) -> Output {
 
 #[test]
 fn swaks_starttls_and_implicit_tls() {
-    if !have("swaks") {
+    if !tools::have_swaks_tls() {
         return;
     }
     let d = Daemon::start(&hold());
@@ -240,7 +240,7 @@ fn swaks_starttls_and_implicit_tls() {
 
 #[test]
 fn swaks_without_auth_gets_530() {
-    if !have("swaks") {
+    if !tools::have_swaks_tls() {
         return;
     }
     let d = Daemon::start(&hold());
@@ -268,6 +268,34 @@ fn swaks_without_auth_gets_530() {
     assert!(d.queue().is_empty());
 }
 
+/// A swaks without Net::SSLeay (here a stand-in that answers `--support` as such a swaks
+/// does) counts as missing: the swaks tests skip, and fail naming libnet-ssleay-perl under
+/// `HERALD_REQUIRE_TOOLS=1`.
+#[test]
+fn swaks_without_tls_skips_or_fails_when_required() {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = bin.path().join("swaks");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho '=== Basic AUTH supported'\n\
+         echo '*** TLS not available: requires Net::SSLeay'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for test in [
+        "swaks_starttls_and_implicit_tls",
+        "swaks_without_auth_gets_530",
+    ] {
+        tools::assert_fails_only_when_required(
+            test,
+            &[("PATH", Some(bin.path().to_str().unwrap()))],
+            "swaks with TLS",
+            "libnet-ssleay-perl",
+        );
+    }
+}
+
 // ---- The README quick start: no config file at all -------------------------------------------
 
 /// Environment that keeps the embedded defaults but moves every listener to an ephemeral port.
@@ -283,10 +311,9 @@ const EPHEMERAL: [(&str, &str); 4] = [
 /// `herald ARGS` in `cwd` with no config file and the ephemeral-port environment (plus a
 /// relay that defers every delivery, so the test can see its mail in the queue).
 fn bare_herald(cwd: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(herald_bin());
+    let mut cmd = herald_command();
     cmd.args(args)
         .current_dir(cwd)
-        .env_remove("HERALD_CONFIG")
         .envs(EPHEMERAL)
         .env("HERALD_DELIVERY__RELAY", closed_port().to_string());
     cmd
@@ -353,15 +380,9 @@ impl Bare {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "exit after SIGTERM: {status:?}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = poll::wait_exit(&mut self.child, Duration::from_secs(30));
+        let status = status.expect("no exit after SIGTERM");
+        assert!(status.success(), "exit after SIGTERM: {status:?}");
     }
 }
 
@@ -407,7 +428,7 @@ async fn quick_start_without_a_config_file() {
     assert!(r.has(250, "2.0.0"), "{r:?}");
     let mut ids = vec![r.text().rsplit(' ').next().unwrap().to_string()];
 
-    if have("swaks") {
+    if tools::have_swaks_tls() {
         let server = submissions.to_string();
         let out = tokio::task::spawn_blocking(move || {
             swaks(&[

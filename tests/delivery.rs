@@ -285,26 +285,6 @@ async fn retries_dsns_expiry_and_null_sender() {
     );
 }
 
-/// Polls `queue ls` until `pred` holds for the queue.
-async fn wait_queue(
-    d: &Daemon,
-    timeout: Duration,
-    pred: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let q = d.queue();
-        if pred(&q) {
-            return q;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "queue never matched: {q:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn suppression_is_checked_before_every_delivery_and_retry_now_works() {
     let sink = Sink::start("127.0.0.1:0").await;
@@ -360,7 +340,7 @@ async fn suppression_is_checked_before_every_delivery_and_retry_now_works() {
         "retried by hand",
     )
     .await;
-    wait_queue(&d, WAIT, |q| {
+    d.wait_queue(WAIT, |q| {
         q.len() == 2 && q.iter().all(|m| m["recipients"][0]["state"] == "deferred")
     })
     .await;
@@ -418,7 +398,7 @@ async fn outbound_starttls_opportunistic_and_required() {
     )
     .await;
     a.wait_queue_empty(WAIT).await;
-    let got = wait_queue(&b, WAIT, |q| !q.is_empty()).await;
+    let got = b.wait_queue(WAIT, |q| !q.is_empty()).await;
     let id = got[0]["id"].as_str().unwrap().to_string();
     let shown = b.cli(&["queue", "show", &id]);
     let text = String::from_utf8_lossy(&shown.stdout);
@@ -440,11 +420,12 @@ async fn outbound_starttls_opportunistic_and_required() {
         "must be encrypted",
     )
     .await;
-    let q = wait_queue(&c, WAIT, |q| {
-        q.first()
-            .is_some_and(|m| m["recipients"][0]["state"] == "deferred")
-    })
-    .await;
+    let q = c
+        .wait_queue(WAIT, |q| {
+            q.first()
+                .is_some_and(|m| m["recipients"][0]["state"] == "deferred")
+        })
+        .await;
     let reply = q[0]["recipients"][0]["last_reply"].as_str().unwrap();
     assert!(
         reply.contains("4.7.4") && reply.contains("STARTTLS"),

@@ -7,7 +7,7 @@ use common::*;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -26,9 +26,8 @@ fn rewrite_config(d: &Daemon, top: &str, extra: &str) {
 
 /// `herald hash-password` with `password` on stdin.
 fn hash_password(password: &str) -> Output {
-    let mut child = Command::new(herald_bin())
+    let mut child = herald_command()
         .arg("hash-password")
-        .env_remove("HERALD_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -45,10 +44,9 @@ fn hash_password(password: &str) -> Output {
 
 /// `herald check-config --config FILE` with extra environment.
 fn check_config(path: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(herald_bin())
+    herald_command()
         .args(["check-config", "--config"])
         .arg(path)
-        .env_remove("HERALD_CONFIG")
         .envs(env.iter().copied())
         .output()
         .unwrap()
@@ -358,7 +356,7 @@ fn check_config_names_file_key_and_reason() {
     );
 
     // $HERALD_CONFIG stands in for --config.
-    let out = Command::new(herald_bin())
+    let out = herald_command()
         .arg("check-config")
         .env("HERALD_CONFIG", &bad_value)
         .output()
@@ -387,11 +385,10 @@ fn queue_commands_without_a_daemon_fail_clearly() {
         &["queue", "ls", "--json"],
         &["queue", "show", "0000000000000001"],
     ] {
-        let out = Command::new(herald_bin())
+        let out = herald_command()
             .args(args)
             .arg("--config")
             .arg(&path)
-            .env_remove("HERALD_CONFIG")
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));

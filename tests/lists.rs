@@ -15,21 +15,11 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-const LIST: &str = r#"
-[unsubscribe]
-base_url = "https://lists.example.org"
-[[lists]]
-id = "news"
-address = "news@example.org"
-name = "Example News"
-kind = "announce"
-posters = ["alice"]
-"#;
-
 fn config(sink: &Sink, domain_lines: &str, delivery: &str) -> String {
     format!(
-        "{domain_lines}\n[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{delivery}\n{LIST}",
-        sink.addr
+        "{domain_lines}\n{}{delivery}\n{UNSUBSCRIBE_BASE}{}",
+        relay_to(sink.addr),
+        news_list()
     )
 }
 
@@ -428,11 +418,8 @@ async fn service_posts() {
         "[[users]]\nname = \"ops\"\npassword_hash = \"{}\"\nsenders = [\"ops@example.org\"]\nmay_send_service = true\n",
         alice_hash()
     );
-    let list = LIST.replace("posters = [\"alice\"]", "posters = [\"alice\", \"ops\"]");
-    let extra = format!(
-        "[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n{ops}{list}",
-        sink.addr
-    );
+    let list = announce_list("news", "Example News", &[ALICE, "ops"]);
+    let extra = format!("{}{ops}{UNSUBSCRIBE_BASE}{list}", relay_to(sink.addr));
     let d = Daemon::start(&extra);
     ok(&d.cli(&[
         "list",
@@ -574,7 +561,7 @@ async fn import_export_round_trip_and_members_by_status() {
             file.display(),
             d.config_path.display()
         );
-        let out = std::process::Command::new("script")
+        let out = command("script")
             .args(["-qec", &cmd, "/dev/null"])
             .output()
             .unwrap();

@@ -31,11 +31,10 @@ fn cli_config(dir: &Path, dns: &str, domain_lines: &str) -> PathBuf {
 
 /// Runs `herald ARGS --config CONFIG` without blocking the runtime (the DNS server runs on it).
 async fn herald(config: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(herald_bin())
+    tokio::process::Command::from(herald_command())
         .args(args)
         .arg("--config")
         .arg(config)
-        .env_remove("HERALD_CONFIG")
         .output()
         .await
         .unwrap()

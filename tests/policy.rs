@@ -25,19 +25,6 @@ pattern = '(?i)\bcasino\b'
 reason = "No gambling, please"
 "#;
 
-const LIST: &str = r#"
-[[lists]]
-id = "news"
-address = "news@example.org"
-name = "Example News"
-kind = "announce"
-posters = ["alice"]
-"#;
-
-fn relay(sink: &Sink) -> String {
-    format!("[delivery]\nrelay = \"{}\"\nretry = [\"1s\"]\n", sink.addr)
-}
-
 fn mail(subject: &str, headers: &str, body: &str) -> String {
     format!("From: <{FROM}>\r\nTo: <{TO}>\r\nSubject: {subject}\r\n{headers}\r\n{body}\r\n")
 }
@@ -104,7 +91,7 @@ fn cases() -> Vec<(&'static str, String, &'static str, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_rule_refuses_and_the_clean_twin_is_delivered() {
     let sink = Sink::start("127.0.0.1:0").await;
-    let d = Daemon::start(&format!("{}{POLICY}{LIST}", relay(&sink)));
+    let d = Daemon::start(&format!("{}{POLICY}{}", relay_to(sink.addr), news_list()));
     let mut c = d.alice().await;
     let mut delivered = Vec::new();
     for (rule, bad, reason, clean) in cases() {
@@ -194,7 +181,7 @@ async fn smtplib_submission_is_refused_with_the_reason() {
         return;
     }
     let sink = Sink::start("127.0.0.1:0").await;
-    let d = Daemon::start(&format!("{}{POLICY}", relay(&sink)));
+    let d = Daemon::start(&format!("{}{POLICY}", relay_to(sink.addr)));
     let (code, text) = smtplib(&d, &mail("Big casino night", "", "Come along."));
     assert_eq!(code, 550, "{text}");
     assert_eq!(text, "5.7.1 No gambling, please");
@@ -243,10 +230,9 @@ fn check_config_names_a_bad_pattern_and_an_empty_reason() {
     let check = |name: &str, extra: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, base_config(dir.path(), extra)).unwrap();
-        let out = Command::new(herald_bin())
+        let out = herald_command()
             .args(["check-config", "--config"])
             .arg(&path)
-            .env_remove("HERALD_CONFIG")
             .output()
             .unwrap();
         (path, out)

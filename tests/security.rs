@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+use common::checked::*;
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -17,104 +18,7 @@ const HOSTNAME: &str = "mx.test.example";
 /// A daemon with the base config plus `extra`. Deliveries go to a closed port and stay queued,
 /// so `queue ls` shows exactly what was accepted.
 fn start(extra: &str) -> Daemon {
-    Daemon::start(&format!("[delivery]\nrelay = \"127.0.0.1:9\"\n{extra}"))
-}
-
-/// Asserts that every line of `r` starts with an RFC 3463 enhanced status code whose class
-/// matches the reply code. RFC 2034 §3 requires it on 2xx, 4xx and 5xx replies other than the
-/// greeting and the EHLO/HELO reply (callers do not pass those here); 3xx intermediate replies
-/// are outside its scope, and a 334 SASL challenge must be bare base64 (RFC 4954 §4), so 3xx
-/// replies are exempt.
-fn esc(r: &Reply) {
-    if (300..400).contains(&r.code) {
-        return;
-    }
-    let class = (r.code / 100).to_string();
-    for line in &r.lines {
-        let token = line.split(' ').next().unwrap_or("");
-        let parts: Vec<&str> = token.split('.').collect();
-        let ok = parts.len() == 3
-            && parts[0] == class
-            && parts[1..]
-                .iter()
-                .all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
-        assert!(ok, "reply line without an enhanced status code: {r:?}");
-    }
-}
-
-/// Sends one command line and reads its reply (checked for an enhanced status code).
-async fn cmd(c: &mut Client, line: &str) -> Reply {
-    let r = c.cmd(line).await;
-    esc(&r);
-    r
-}
-
-/// Reads one reply (checked for an enhanced status code).
-async fn read(c: &mut Client) -> Reply {
-    let r = c.read_reply().await;
-    esc(&r);
-    r
-}
-
-#[track_caller]
-fn expect(r: &Reply, code: u16, status: &str, what: &str) {
-    assert!(
-        r.has(code, status),
-        "{what}: expected {code} {status}, got {r:?}"
-    );
-}
-
-/// Whether an EHLO reply advertises `keyword` (alone or with parameters).
-fn advertises(r: &Reply, keyword: &str) -> bool {
-    r.lines.iter().skip(1).any(|l| {
-        l.split(' ')
-            .next()
-            .is_some_and(|k| k.eq_ignore_ascii_case(keyword))
-    })
-}
-
-/// STARTTLS (reply checked) and the handshake.
-async fn starttls(c: &mut Client, d: &Daemon) {
-    let r = cmd(c, "STARTTLS").await;
-    expect(&r, 220, "2.0.0", "STARTTLS");
-    c.tls_handshake(&d.cert_pem).await;
-}
-
-async fn auth(c: &mut Client, user: &str, password: &str) -> Reply {
-    let r = c.auth_plain(user, password).await;
-    esc(&r);
-    r
-}
-
-/// Submission over STARTTLS, authenticated as alice, every reply checked.
-async fn login(d: &Daemon) -> Client {
-    let mut c = Client::connect(d.submission).await;
-    c.ehlo().await;
-    starttls(&mut c, d).await;
-    c.ehlo().await;
-    let r = auth(&mut c, ALICE, ALICE_PASSWORD).await;
-    expect(&r, 235, "2.7.0", "AUTH PLAIN alice");
-    c
-}
-
-/// MAIL, RCPTs (each must be accepted), DATA, `body`, and the final reply.
-async fn send_mail(c: &mut Client, from: &str, to: &[&str], body: &str) -> Reply {
-    let r = cmd(c, &format!("MAIL FROM:<{from}>")).await;
-    expect(&r, 250, "2.1.0", "MAIL");
-    for rcpt in to {
-        let r = cmd(c, &format!("RCPT TO:<{rcpt}>")).await;
-        expect(&r, 250, "2.1.5", "RCPT");
-    }
-    let r = cmd(c, "DATA").await;
-    assert_eq!(r.code, 354, "DATA: {r:?}");
-    c.send_raw(body.as_bytes()).await;
-    cmd(c, ".").await
-}
-
-/// The queue id from `250 2.0.0 Ok: queued as ID`.
-fn queued_id(r: &Reply) -> String {
-    assert!(r.has(250, "2.0.0"), "message not accepted: {r:?}");
-    r.text().rsplit(' ').next().unwrap().to_string()
+    Daemon::start(&format!("{}{extra}", hold()))
 }
 
 /// Connects, retrying while the daemon still politely refuses (slots are released a moment
@@ -178,13 +82,11 @@ async fn auth_requires_tls() {
         "AUTH LOGIN".to_string(),
         "auth plain".to_string(),
     ] {
-        let r = cmd(&mut c, &line).await;
-        expect(&r, 530, "5.7.0", &line);
+        step(&mut c, &line, 530, "5.7.0").await;
     }
     // Not stuck in a SASL exchange, and not authenticated.
-    expect(&cmd(&mut c, "NOOP").await, 250, "2.0.0", "NOOP");
-    let r = cmd(&mut c, "MAIL FROM:<alice@example.org>").await;
-    expect(&r, 530, "5.7.0", "MAIL before TLS");
+    step(&mut c, "NOOP", 250, "2.0.0").await;
+    step(&mut c, "MAIL FROM:<alice@example.org>", 530, "5.7.0").await;
 
     starttls(&mut c, &d).await;
     let e = c.ehlo().await;
@@ -196,15 +98,10 @@ async fn auth_requires_tls() {
         "AUTH PLAIN offered: {e:?}"
     );
     assert!(!advertises(&e, "STARTTLS"), "no STARTTLS inside TLS: {e:?}");
-    expect(
-        &cmd(&mut c, "STARTTLS").await,
-        503,
-        "5.5.1",
-        "second STARTTLS",
-    );
+    step(&mut c, "STARTTLS", 503, "5.5.1").await; // a second one
     let r = auth(&mut c, ALICE, ALICE_PASSWORD).await;
     expect(&r, 235, "2.7.0", "AUTH after TLS");
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    quit(&mut c).await;
 
     // Implicit TLS offers AUTH at once.
     let mut t = Client::connect_tls(d.submissions, &d.cert_pem).await;
@@ -226,10 +123,8 @@ async fn auth_requires_tls() {
     );
     let r = cmd(&mut i, &format!("AUTH PLAIN {token}")).await;
     assert!(r.code >= 500, "inbound AUTH in TLS: {r:?}");
-    let r = cmd(&mut i, "MAIL FROM:<alice@example.org>").await;
-    expect(&r, 250, "2.1.0", "inbound MAIL");
-    let r = cmd(&mut i, "RCPT TO:<bob@remote.test>").await;
-    expect(&r, 550, "5.7.1", "inbound relay after failed AUTH");
+    step(&mut i, "MAIL FROM:<alice@example.org>", 250, "2.1.0").await;
+    step(&mut i, "RCPT TO:<bob@remote.test>", 550, "5.7.1").await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -245,9 +140,7 @@ async fn auth_failures_throttled() {
     };
 
     let mut c = Client::connect(d.submission).await;
-    c.ehlo().await;
-    starttls(&mut c, &d).await;
-    c.ehlo().await;
+    ehlo_tls(&mut c, &d).await;
     // Three failures, by different routes: wrong password, unknown user, AUTH LOGIN.
     let r = auth(&mut c, ALICE, "wrong-password").await;
     expect(&r, 535, "5.7.8", "wrong password");
@@ -263,13 +156,11 @@ async fn auth_failures_throttled() {
     expect(&r, 454, "4.7.0", "correct password after the limit");
     let r = cmd(&mut c, "MAIL FROM:<alice@example.org>").await;
     expect(&r, 530, "5.7.0", "not authenticated");
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    quit(&mut c).await;
 
     // A new connection from the same IP is still throttled, on either mechanism and port.
     let mut c = Client::connect(d.submission).await;
-    c.ehlo().await;
-    starttls(&mut c, &d).await;
-    c.ehlo().await;
+    ehlo_tls(&mut c, &d).await;
     let r = auth(&mut c, ALICE, ALICE_PASSWORD).await;
     expect(&r, 454, "4.7.0", "new connection, correct password");
     assert_eq!(cmd(&mut c, "AUTH LOGIN").await.code, 334);
@@ -302,8 +193,7 @@ async fn sender_binding() {
         "alice.example@evil.test",
         "alice@other.test",
     ] {
-        let r = cmd(&mut c, &format!("MAIL FROM:<{from}>")).await;
-        expect(&r, 553, "5.7.1", from);
+        step(&mut c, &format!("MAIL FROM:<{from}>"), 553, "5.7.1").await;
     }
     for from in [
         "alice@example.org",
@@ -312,18 +202,10 @@ async fn sender_binding() {
         "x@alice.example",
         "Someone.Else@ALICE.Example",
     ] {
-        let r = cmd(&mut c, &format!("MAIL FROM:<{from}>")).await;
-        expect(&r, 250, "2.1.0", from);
-        expect(&cmd(&mut c, "RSET").await, 250, "2.0.0", "RSET");
+        step(&mut c, &format!("MAIL FROM:<{from}>"), 250, "2.1.0").await;
+        step(&mut c, "RSET", 250, "2.0.0").await;
     }
-    let r = send_mail(
-        &mut c,
-        "x@alice.example",
-        &["bob@remote.test"],
-        &message("x@alice.example", "bob@remote.test", "bound"),
-    )
-    .await;
-    queued_id(&r);
+    submit(&mut c, "x@alice.example", "bob@remote.test", "bound").await;
     let q = d.queue();
     assert_eq!(q.len(), 1, "{q:?}");
     assert_eq!(q[0]["sender"], "x@alice.example");
@@ -373,8 +255,7 @@ async fn no_open_relay() {
             starttls(&mut c, &d).await;
             c.ehlo().await;
         }
-        let r = cmd(&mut c, "MAIL FROM:<someone@remote.test>").await;
-        expect(&r, 250, "2.1.0", "inbound MAIL");
+        step(&mut c, "MAIL FROM:<someone@remote.test>", 250, "2.1.0").await;
         for rcpt in RELAY_TRICKS {
             let r = cmd(&mut c, &format!("RCPT TO:{rcpt}")).await;
             assert!(
@@ -392,23 +273,13 @@ async fn no_open_relay() {
                 &format!("inbound (tls={tls}) RCPT {rcpt}"),
             );
         }
-        expect(&cmd(&mut c, "RSET").await, 250, "2.0.0", "RSET");
+        step(&mut c, "RSET", 250, "2.0.0").await;
         // A transaction with only refused recipients cannot get to DATA.
-        expect(
-            &cmd(&mut c, "MAIL FROM:<someone@remote.test>").await,
-            250,
-            "2.1.0",
-            "MAIL",
-        );
-        expect(
-            &cmd(&mut c, "RCPT TO:<user@other.test>").await,
-            550,
-            "5.7.1",
-            "RCPT",
-        );
+        step(&mut c, "MAIL FROM:<someone@remote.test>", 250, "2.1.0").await;
+        step(&mut c, "RCPT TO:<user@other.test>", 550, "5.7.1").await;
         let r = cmd(&mut c, "DATA").await;
         assert!(r.code >= 500, "DATA without accepted recipients: {r:?}");
-        expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+        quit(&mut c).await;
     }
 
     // Submission without AUTH: no transaction at all, so no RCPT either.
@@ -488,54 +359,19 @@ async fn smtp_smuggling_submission() {
     for (i, (name, fake)) in FAKE_ENDS.iter().enumerate() {
         let s_to = format!("smuggled{i}@evil.test");
         let body = smuggle_body(i, fake, from, to, smuggler, &s_to);
-        expect(
-            &cmd(&mut c, &format!("MAIL FROM:<{from}>")).await,
-            250,
-            "2.1.0",
-            "MAIL",
-        );
-        expect(
-            &cmd(&mut c, &format!("RCPT TO:<{to}>")).await,
-            250,
-            "2.1.5",
-            "RCPT",
-        );
-        assert_eq!(cmd(&mut c, "DATA").await.code, 354);
-        c.send_raw(body.as_bytes()).await;
-        let r = cmd(&mut c, ".").await;
+        let r = send_mail(&mut c, from, &[to], &body).await;
         expect(&r, 550, "5.6.0", &format!("DATA with {name}"));
         // The session goes on, in step: exactly one reply per command.
-        let r = send_mail(
-            &mut c,
-            from,
-            &[to],
-            &message(from, to, &format!("clean {i}")),
-        )
-        .await;
-        clean.push(queued_id(&r));
+        clean.push(submit(&mut c, from, to, &format!("clean {i}")).await);
     }
 
     // BDAT content is checked for bare line endings too.
-    expect(
-        &cmd(&mut c, &format!("MAIL FROM:<{from}>")).await,
-        250,
-        "2.1.0",
-        "MAIL",
-    );
-    expect(
-        &cmd(&mut c, &format!("RCPT TO:<{to}>")).await,
-        250,
-        "2.1.5",
-        "RCPT",
-    );
+    envelope(&mut c, from, &[to]).await;
     let body = smuggle_body(99, "\n.\n", from, to, smuggler, "smuggled99@evil.test");
-    c.send_raw(format!("BDAT {} LAST\r\n{body}", body.len()).as_bytes())
-        .await;
-    let r = read(&mut c).await;
+    let r = bdat_last(&mut c, &body).await;
     expect(&r, 550, "5.6.0", "BDAT with <LF>.<LF>");
-    let r = send_mail(&mut c, from, &[to], &message(from, to, "clean bdat")).await;
-    clean.push(queued_id(&r));
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    clean.push(submit(&mut c, from, to, "clean bdat").await);
+    quit(&mut c).await;
 
     let q = d.queue();
     assert_no_smuggled(&q, smuggler);
@@ -571,32 +407,11 @@ async fn smtp_smuggling_inbound() {
             smuggler,
             &format!("b+smuggled{i}@bounces.example.org"),
         );
-        expect(
-            &cmd(&mut c, &format!("MAIL FROM:<{from}>")).await,
-            250,
-            "2.1.0",
-            "MAIL",
-        );
-        expect(
-            &cmd(&mut c, &format!("RCPT TO:<{to}>")).await,
-            250,
-            "2.1.5",
-            "RCPT",
-        );
-        assert_eq!(cmd(&mut c, "DATA").await.code, 354);
-        c.send_raw(body.as_bytes()).await;
-        let r = cmd(&mut c, ".").await;
+        let r = send_mail(&mut c, from, &[to], &body).await;
         expect(&r, 550, "5.6.0", &format!("inbound DATA with {name}"));
-        let r = send_mail(
-            &mut c,
-            from,
-            &[to],
-            &message(from, to, &format!("clean {i}")),
-        )
-        .await;
-        queued_id(&r);
+        submit(&mut c, from, to, &format!("clean {i}")).await;
     }
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    quit(&mut c).await;
     assert_no_smuggled(&d.queue(), smuggler);
 }
 
@@ -629,7 +444,7 @@ async fn starttls_injection_discarded() {
             "5.5.1",
             &format!("{role}: no transaction after TLS"),
         );
-        expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+        quit(&mut c).await;
         assert!(c.closed().await, "{role}: closed after QUIT");
     }
     assert!(d.queue().is_empty());
@@ -649,24 +464,18 @@ async fn ten_megabyte_command_line() {
     c.send_raw(&line).await;
     let r = read(&mut c).await;
     expect(&r, 500, "5.5.2", "10 MB line");
-    expect(
-        &cmd(&mut c, "NOOP").await,
-        250,
-        "2.0.0",
-        "NOOP after long line",
-    );
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    step(&mut c, "NOOP", 250, "2.0.0").await; // after the long line
+    quit(&mut c).await;
 
     // The daemon still serves everybody else.
     let mut c = login(&d).await;
-    let r = send_mail(
+    submit(
         &mut c,
         "alice@example.org",
-        &["bob@remote.test"],
-        &message("alice@example.org", "bob@remote.test", "after long line"),
+        "bob@remote.test",
+        "after long line",
     )
     .await;
-    queued_id(&r);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -697,33 +506,31 @@ async fn message_size_limit() {
     let mut clean = Vec::new();
 
     // Declared size.
-    let r = cmd(&mut c, &format!("MAIL FROM:<{from}> SIZE=10000000")).await;
-    expect(&r, 552, "5.3.4", "MAIL SIZE=10000000");
-    let r = cmd(&mut c, &format!("MAIL FROM:<{from}> SIZE=65536")).await;
-    expect(&r, 250, "2.1.0", "MAIL SIZE=65536");
-    expect(&cmd(&mut c, "RSET").await, 250, "2.0.0", "RSET");
+    step(
+        &mut c,
+        &format!("MAIL FROM:<{from}> SIZE=10000000"),
+        552,
+        "5.3.4",
+    )
+    .await;
+    step(
+        &mut c,
+        &format!("MAIL FROM:<{from}> SIZE=65536"),
+        250,
+        "2.1.0",
+    )
+    .await;
+    step(&mut c, "RSET", 250, "2.0.0").await;
 
     // DATA without SIZE: refused after the final dot.
     let r = send_mail(&mut c, from, &[to], &big_message(200 << 10)).await;
     expect(&r, 552, "5.3.4", "200 KiB DATA");
-    let r = send_mail(&mut c, from, &[to], &message(from, to, "small after DATA")).await;
-    clean.push(queued_id(&r));
+    clean.push(submit(&mut c, from, to, "small after DATA").await);
 
     // BDAT, in one chunk and across chunks.
     let big = big_message(200_000)[..200_000].to_string();
     for chunks in [vec![200_000usize], vec![50_000, 150_000]] {
-        expect(
-            &cmd(&mut c, &format!("MAIL FROM:<{from}>")).await,
-            250,
-            "2.1.0",
-            "MAIL",
-        );
-        expect(
-            &cmd(&mut c, &format!("RCPT TO:<{to}>")).await,
-            250,
-            "2.1.5",
-            "RCPT",
-        );
+        envelope(&mut c, from, &[to]).await;
         let mut at = 0;
         for (n, len) in chunks.iter().enumerate() {
             let last = n + 1 == chunks.len();
@@ -740,25 +547,12 @@ async fn message_size_limit() {
             }
         }
         // The session still works, and a small BDAT message goes through.
-        expect(&cmd(&mut c, "NOOP").await, 250, "2.0.0", "NOOP");
-        expect(
-            &cmd(&mut c, &format!("MAIL FROM:<{from}>")).await,
-            250,
-            "2.1.0",
-            "MAIL",
-        );
-        expect(
-            &cmd(&mut c, &format!("RCPT TO:<{to}>")).await,
-            250,
-            "2.1.5",
-            "RCPT",
-        );
+        step(&mut c, "NOOP", 250, "2.0.0").await;
+        envelope(&mut c, from, &[to]).await;
         let small = message(from, to, "small bdat");
-        c.send_raw(format!("BDAT {} LAST\r\n{small}", small.len()).as_bytes())
-            .await;
-        clean.push(queued_id(&read(&mut c).await));
+        clean.push(queued_id(&bdat_last(&mut c, &small).await));
     }
-    expect(&cmd(&mut c, "QUIT").await, 221, "2.0.0", "QUIT");
+    quit(&mut c).await;
 
     let mut ids: Vec<String> = d
         .queue()
@@ -843,7 +637,7 @@ async fn connection_limits() {
     }
     // The served ones are real sessions.
     for c in &mut greeted {
-        expect(&cmd(c, "QUIT").await, 221, "2.0.0", "QUIT");
+        quit(c).await;
         assert!(c.closed().await, "closed after QUIT");
     }
     drop(greeted);
@@ -851,23 +645,16 @@ async fn connection_limits() {
 
     // Slots come back: a full authenticated submission works.
     let mut c = connect_greeted(d.submission).await;
-    c.ehlo().await;
-    starttls(&mut c, &d).await;
-    c.ehlo().await;
-    expect(
-        &auth(&mut c, ALICE, ALICE_PASSWORD).await,
-        235,
-        "2.7.0",
-        "AUTH",
-    );
-    let r = send_mail(
+    ehlo_tls(&mut c, &d).await;
+    let r = auth(&mut c, ALICE, ALICE_PASSWORD).await;
+    expect(&r, 235, "2.7.0", "AUTH");
+    let id = submit(
         &mut c,
         "alice@example.org",
-        &["bob@remote.test"],
-        &message("alice@example.org", "bob@remote.test", "after the flood"),
+        "bob@remote.test",
+        "after the flood",
     )
     .await;
-    let id = queued_id(&r);
     let q = d.queue();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["id"], id.as_str());
@@ -892,10 +679,9 @@ async fn too_many_errors_closes() {
         let r = cmd(&mut c, line).await;
         assert!(r.code >= 500, "{line}: {r:?}");
         // Good commands in between do not reset the count.
-        expect(&cmd(&mut c, "NOOP").await, 250, "2.0.0", "NOOP");
+        step(&mut c, "NOOP", 250, "2.0.0").await;
     }
-    let r = cmd(&mut c, "ANOTHER-BOGUS").await;
-    expect(&r, 500, "5.5.1", "fifth bad command");
+    step(&mut c, "ANOTHER-BOGUS", 500, "5.5.1").await;
     let r = read(&mut c).await;
     expect(&r, 421, "4.7.0", "after the fifth error");
     assert!(c.closed().await, "connection closed after 421");
@@ -903,5 +689,5 @@ async fn too_many_errors_closes() {
     // Only that session was ended.
     let mut c = Client::connect(d.submission).await;
     c.ehlo().await;
-    expect(&cmd(&mut c, "NOOP").await, 250, "2.0.0", "NOOP");
+    step(&mut c, "NOOP", 250, "2.0.0").await;
 }

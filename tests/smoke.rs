@@ -7,7 +7,7 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn submission_lands_in_queue() {
     // Deliveries go to a closed port and stay queued, so the queue shows what was accepted.
-    let d = Daemon::start("[delivery]\nrelay = \"127.0.0.1:9\"\n");
+    let d = Daemon::start(&hold());
     let mut c = d.alice().await;
     let r = c
         .send_mail(
@@ -48,4 +48,18 @@ async fn submission_lands_in_queue() {
             .ends_with("@mx.test.example>"),
         "Message-ID added: {first}"
     );
+}
+
+/// `closed_port()` refuses connections, and stays taken for the whole test process: nothing
+/// else can bind it, so no daemon or sink started by a parallel test is given it.
+#[test]
+fn closed_port_refuses_and_stays_reserved() {
+    let addr = closed_port();
+    for _ in 0..2 {
+        let err = std::net::TcpStream::connect(addr).expect_err("connected to the closed port");
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+        let err = std::net::TcpListener::bind(addr).expect_err("bound the closed port");
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+        assert_eq!(closed_port(), addr);
+    }
 }

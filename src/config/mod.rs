@@ -74,10 +74,15 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
+    // Not settings: the config path, logging, and the test suite's own switches
+    // (`HERALD_REQUIRE_TOOLS`, `HERALD_CORPUS`, `HERALD_TEST_SEED`, see README "Tests").
     figment = figment.merge(Env::prefixed("HERALD_").split("__").ignore(&[
         "config",
         "log",
         "log_format",
+        "require_tools",
+        "corpus",
+        "test_seed",
     ]));
     let config: Config = figment.extract().map_err(|e| from_figment(&e, file))?;
     if let Err((key, reason)) = validate::validate(&config) {

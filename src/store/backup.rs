@@ -8,11 +8,41 @@
 //! exclusive side no write is half done and none starts: the copy is the state between two
 //! writes, which keeps every invariant a crash keeps (a message with its body, deliveries and
 //! due entries, or none of them; a member with its id). Reads go on meanwhile; writers wait
-//! for the copy, not for its flush.
+//! for the copy, not for its flush. The gate counts the writes that had to wait for it, so a
+//! backup can say how many writers it held off.
 
 use super::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LockResult, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+
+/// The write gate: shared by every write, exclusive for a snapshot.
+#[derive(Debug, Default)]
+pub(super) struct Gate {
+    lock: RwLock<()>,
+    /// Writes that found the gate closed (a snapshot holding or waiting for it) and waited.
+    waited: AtomicU64,
+}
+
+impl Gate {
+    /// The shared side, counting the caller among the waiters when a snapshot has the gate.
+    pub(super) fn read(&self) -> LockResult<RwLockReadGuard<'_, ()>> {
+        match self.lock.try_read() {
+            Ok(guard) => Ok(guard),
+            Err(TryLockError::Poisoned(p)) => Err(p),
+            Err(TryLockError::WouldBlock) => {
+                self.waited.fetch_add(1, Ordering::Relaxed);
+                self.lock.read()
+            }
+        }
+    }
+
+    /// The exclusive side (a snapshot).
+    fn write(&self) -> LockResult<RwLockWriteGuard<'_, ()>> {
+        self.lock.write()
+    }
+}
 
 /// Records per tree, by tree name.
 pub type TreeCounts = BTreeMap<String, u64>;
@@ -88,6 +118,12 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many writes so far have waited on the write gate for a snapshot (since the store
+    /// was opened): the difference across a backup is the writers it held off.
+    pub fn gate_waits(&self) -> u64 {
+        self.inner.gate.waited.load(Ordering::Relaxed)
+    }
+
     /// Records per tree, to check a restored copy against its manifest.
     pub fn counts(&self) -> Result<TreeCounts, StoreError> {
         let mut counts = TreeCounts::new();
@@ -120,6 +156,33 @@ mod tests {
                 ip: None,
             },
         }
+    }
+
+    /// A write that meets the gate held for a snapshot waits for it and is counted; a write
+    /// with the gate open is not.
+    #[test]
+    fn a_write_held_off_by_the_gate_is_counted() {
+        let dir = ok(tempfile::tempdir());
+        let store = ok(Store::open(&dir.path().join("db")));
+        ok(store.secret("open"));
+        assert_eq!(store.gate_waits(), 0);
+        let exclusive = ok(store.inner.gate.write());
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || store.secret("held").map(|_| ()))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.gate_waits() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never waited"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!writer.is_finished(), "the write went past the closed gate");
+        drop(exclusive);
+        ok(ok(writer.join().map_err(|_| "writer panicked")));
+        assert_eq!(store.gate_waits(), 1);
     }
 
     /// A snapshot taken while writers run holds whole messages only, opens as a store with

@@ -93,7 +93,7 @@ struct Inner {
     last_id: AtomicU64,
     /// Every write holds this shared while it changes sled; a snapshot holds it exclusively
     /// (`backup.rs`), so it sees no write half done. Taken per write, never nested.
-    gate: std::sync::RwLock<()>,
+    gate: backup::Gate,
 }
 
 /// The trees a queued message lives in, in the order the queue's transactions take them.
@@ -168,7 +168,7 @@ impl Store {
                 }
             })?,
             last_id: AtomicU64::new(last_id),
-            gate: std::sync::RwLock::new(()),
+            gate: backup::Gate::default(),
             db,
         };
         Ok(Store {

@@ -1,22 +1,35 @@
 //! Test harness: runs the real `herald` binary on 127.0.0.1:0 ports with a temp data dir and
 //! rcgen TLS certificates, and talks to it with a small raw SMTP client (plain, STARTTLS,
-//! implicit TLS). Every wait has a deadline; none is a sleep.
+//! implicit TLS). Every wait has a deadline; none is a sleep. Beside it: the daemons' TOML
+//! (`config`), external tools and the bounce corpus, which skip or, under
+//! `HERALD_REQUIRE_TOOLS=1`, fail (`tools`), polling with a deadline (`poll`), SMTP steps with
+//! every reply checked (`checked`), the raw client (`client`), the sink, DNS and HTTP fakes.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod checked;
 pub mod client;
+pub mod config;
 pub mod dns;
 pub mod http;
+pub mod poll;
 pub mod sink;
+pub mod tools;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 #[allow(unused_imports)]
 pub use client::{Client, Reply};
+#[allow(unused_imports)]
+pub use config::*;
+#[allow(unused_imports)]
+pub use poll::{poll, until};
+#[allow(unused_imports)]
+pub use tools::have;
 
 pub const ALICE: &str = "alice";
 pub const ALICE_PASSWORD: &str = "alice-secret";
@@ -31,6 +44,27 @@ fn static_hash(password: &str) -> String {
 
 pub fn herald_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_herald"))
+}
+
+/// Variables of the test harness whose names start with `HERALD_` but which are not Herald's
+/// settings (its configuration refuses unknown `HERALD_*` keys): no process the tests start
+/// through `command` sees them.
+pub const HARNESS_VARS: [&str; 3] = [tools::REQUIRE, tools::CORPUS, "HERALD_TEST_SEED"];
+
+/// A command running `program` without the harness's variables.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in HARNESS_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// The `herald` binary under test, without the harness's variables and `$HERALD_CONFIG`.
+pub fn herald_command() -> Command {
+    let mut cmd = command(herald_bin());
+    cmd.env_remove("HERALD_CONFIG");
+    cmd
 }
 
 /// A self-signed certificate for `localhost` / 127.0.0.1, as PEM (cert, key).
@@ -108,39 +142,6 @@ pub struct Daemon {
     pub stderr_path: PathBuf,
 }
 
-/// The base config every test daemon gets; `extra` is appended (TOML).
-pub fn base_config(dir: &Path, extra: &str) -> String {
-    base_config_top(dir, "", extra)
-}
-
-/// The base config with top-level keys `top` (e.g. `trusted_networks`) before any table.
-pub fn base_config_top(dir: &Path, top: &str, extra: &str) -> String {
-    format!(
-        r#"{top}
-hostname = "mx.test.example"
-data_dir = "{data}"
-[listen]
-submission = ["127.0.0.1:0"]
-submissions = ["127.0.0.1:0"]
-inbound = ["127.0.0.1:0"]
-http = ["127.0.0.1:0"]
-[tls]
-cert = "{dir}/cert.pem"
-key = "{dir}/key.pem"
-[[users]]
-name = "{ALICE}"
-password_hash = "{hash}"
-senders = ["alice@example.org", "*@alice.example"]
-[domains."example.org"]
-bounce_domain = "bounces.example.org"
-{extra}
-"#,
-        data = dir.join("data").display(),
-        dir = dir.display(),
-        hash = alice_hash(),
-    )
-}
-
 impl Daemon {
     /// Starts a daemon with the base config plus `extra`.
     pub fn start(extra: &str) -> Daemon {
@@ -185,10 +186,9 @@ impl Daemon {
             .count();
         self.stderr_path = self.dir.path().join(format!("stderr-{n}.log"));
         let stderr = std::fs::File::create(&self.stderr_path).unwrap();
-        let mut child = Command::new(herald_bin())
+        let mut child = herald_command()
             .args(["serve", "--config"])
             .arg(&self.config_path)
-            .env_remove("HERALD_CONFIG")
             .env("HERALD_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -247,17 +247,10 @@ impl Daemon {
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
         self.signal(libc::SIGTERM);
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("daemon did not exit within {timeout:?} after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll::wait_exit(&mut child, timeout).unwrap_or_else(|| {
+            let _ = child.kill();
+            panic!("daemon did not exit within {timeout:?} after SIGTERM");
+        })
     }
 
     /// Restarts on the same data dir and config (new ports).
@@ -272,11 +265,10 @@ impl Daemon {
 
     /// Runs a `herald` CLI command against this daemon's config.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(herald_bin())
+        herald_command()
             .args(args)
             .arg("--config")
             .arg(&self.config_path)
-            .env_remove("HERALD_CONFIG")
             .output()
             .expect("run herald cli")
     }
@@ -298,15 +290,21 @@ impl Daemon {
 
     /// Polls `herald queue ls` until it is empty (there is no event to wait on from outside).
     pub async fn wait_queue_empty(&self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while !self.queue().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "queue not empty: {:?}",
-                self.queue()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_queue(timeout, <[serde_json::Value]>::is_empty)
+            .await;
+    }
+
+    /// Polls `herald queue ls` until `pred` holds for the queue, and returns that queue.
+    pub async fn wait_queue(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        poll("the queue", timeout, || {
+            let q = self.queue();
+            if pred(&q) { Ok(q) } else { Err(q) }
+        })
+        .await
     }
 
     /// A list member's status as `herald list members LIST --json` reports it.
@@ -372,35 +370,6 @@ pub fn message(from: &str, to: &str, subject: &str) -> String {
     format!(
         "From: <{from}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\r\nHello from the Herald tests.\r\n"
     )
-}
-
-/// Whether an external program is on PATH; prints a skip note when it is not.
-pub fn have(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        eprintln!("SKIP: {program} is not installed (.ci/run installs it)");
-    }
-    found
-}
-
-/// A `[delivery]` table whose relay is a closed loopback port: every delivery attempt is
-/// deferred (connection refused, retried minutes later), so submitted mail stays in the queue
-/// for the test to inspect.
-pub fn hold() -> String {
-    format!("[delivery]\nrelay = \"{}\"\n", closed_port())
-}
-
-/// A loopback address nobody listens on (bound once, then released).
-pub fn closed_port() -> SocketAddr {
-    static ADDR: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
-    *ADDR.get_or_init(|| {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    })
 }
 
 /// A command's exit status and output, for assertion messages.
