@@ -3,15 +3,20 @@
 //! hands jobs to workers. It never waits on a worker: a destination that is not ready is
 //! simply looked at again when it will be.
 
+mod plan;
+#[cfg(test)]
+mod tests;
+
 use super::DeliveryContext;
 use super::worker::{self, Event, Job};
 use crate::config::Settings;
-use crate::delivery::limiter::{Check, Limiters};
+use crate::delivery::limiter::Limiters;
 use crate::store::{DeliveryRecord, MessageRecord, Origin, QueueId};
-use std::collections::{HashMap, HashSet, VecDeque};
+use plan::{Assignment, Caps, Plan};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -20,25 +25,12 @@ const MAX_CLAIMED: usize = 20_000;
 /// Local mail awaiting processing is looked at again after this long.
 const HOLD: u64 = 3600;
 
-struct Slot {
-    id: u64,
-    tx: mpsc::Sender<Job>,
-    busy: bool,
-}
-
-#[derive(Default)]
-struct Destination {
-    pending: VecDeque<Job>,
-    workers: Vec<Slot>,
-    not_before: Option<Instant>,
-}
-
+/// The actor's state: what is claimed from the store, the decisions ([`Plan`]), and the
+/// channel to each live worker.
 struct State {
     claimed: HashSet<(QueueId, u32)>,
-    destinations: HashMap<String, Destination>,
-    limiters: Limiters,
-    workers: usize,
-    next_worker: u64,
+    plan: Plan,
+    senders: HashMap<u64, mpsc::Sender<Job>>,
     /// When the store next has something due that we have not claimed (Unix seconds).
     next_due: Option<u64>,
     settings: Arc<Settings>,
@@ -53,10 +45,8 @@ pub async fn run(
     let d = &settings.config.delivery;
     let mut st = State {
         claimed: HashSet::new(),
-        destinations: HashMap::new(),
-        limiters: Limiters::new(&d.rate, d.burst, d.throttle_cooldown.0),
-        workers: 0,
-        next_worker: 0,
+        plan: Plan::new(Limiters::new(&d.rate, d.burst, d.throttle_cooldown.0)),
+        senders: HashMap::new(),
         next_due: None,
         settings: settings.clone(),
     };
@@ -89,10 +79,11 @@ pub async fn run(
         }
     }
     // Dropping the job senders lets idle workers leave; busy ones finish their job first.
-    st.destinations.clear();
-    while st.workers > 0 {
+    st.plan.clear();
+    st.senders.clear();
+    while st.plan.workers() > 0 {
         match ev_rx.recv().await {
-            Some(Event::Gone { .. }) => st.workers -= 1,
+            Some(Event::Gone { domain, worker }) => st.plan.gone(&domain, worker),
             Some(_) => {}
             None => break,
         }
@@ -111,7 +102,8 @@ impl State {
         let current = ctx.settings();
         if !Arc::ptr_eq(&current, &self.settings) {
             let d = &current.config.delivery;
-            self.limiters
+            self.plan
+                .limiters()
                 .reconfigure(&d.rate, d.burst, d.throttle_cooldown.0);
             self.settings = current;
         }
@@ -200,24 +192,17 @@ impl State {
             self.claimed.insert((id, rec.index));
             let dest = domain_of(&rec.address);
             if verp {
-                self.destinations
-                    .entry(dest)
-                    .or_default()
-                    .pending
-                    .push_back(Job {
-                        id,
-                        recipients: vec![rec],
-                    });
+                let job = Job {
+                    id,
+                    recipients: vec![rec],
+                };
+                self.plan.push(dest, job);
             } else {
                 jobs.entry(dest).or_default().push(rec);
             }
         }
         for (dest, recipients) in jobs {
-            self.destinations
-                .entry(dest)
-                .or_default()
-                .pending
-                .push_back(Job { id, recipients });
+            self.plan.push(dest, Job { id, recipients });
         }
     }
 
@@ -233,92 +218,44 @@ impl State {
                 .is_some_and(|d| d.bounce_domain.is_some())
     }
 
+    /// Hands out what the plan lets go now, starting workers as it says.
     fn dispatch(
         &mut self,
         ctx: &Arc<DeliveryContext>,
         tracker: &TaskTracker,
         events: &mpsc::Sender<Event>,
     ) {
-        let now = Instant::now();
         let d = &self.settings.config.delivery;
-        let (per_domain, total) = (d.max_connections_per_domain as usize, d.concurrency);
-        self.retire_idle(total);
-        for (name, dest) in self.destinations.iter_mut() {
-            while !dest.pending.is_empty() {
-                if dest.not_before.is_some_and(|t| t > now) {
-                    break;
-                }
-                let slot = match dest.workers.iter().position(|w| !w.busy) {
-                    Some(i) => i,
-                    None if dest.workers.len() < per_domain && self.workers < total => {
-                        let (tx, rx) = mpsc::channel(1);
-                        let id = self.next_worker;
-                        self.next_worker += 1;
-                        self.workers += 1;
-                        tracker.spawn(worker::run(
-                            ctx.clone(),
-                            name.clone(),
-                            id,
-                            rx,
-                            events.clone(),
-                        ));
-                        dest.workers.push(Slot {
-                            id,
-                            tx,
-                            busy: false,
-                        });
-                        dest.workers.len() - 1
-                    }
-                    None => break,
-                };
-                match self.limiters.check(name) {
-                    Check::Ready => {
-                        dest.not_before = None;
-                        let Some(job) = dest.pending.pop_front() else {
-                            break;
-                        };
-                        let w = &mut dest.workers[slot];
-                        match w.tx.try_send(job) {
-                            Ok(()) => w.busy = true,
-                            Err(e) => {
-                                // The worker is leaving; give the job back and forget the slot.
-                                let job = match e {
-                                    mpsc::error::TrySendError::Full(j)
-                                    | mpsc::error::TrySendError::Closed(j) => j,
-                                };
-                                dest.pending.push_front(job);
-                                dest.workers.remove(slot);
-                            }
-                        }
-                    }
-                    Check::NotBefore(wait) => {
-                        dest.not_before = Some(now + wait);
-                        break;
-                    }
-                }
-            }
+        let caps = Caps {
+            per_destination: d.max_connections_per_domain as usize,
+            total: d.concurrency,
+        };
+        let decided = self.plan.dispatch(caps);
+        for id in decided.retired {
+            self.senders.remove(&id);
         }
-        self.destinations
-            .retain(|_, d| !d.pending.is_empty() || !d.workers.is_empty());
+        for a in decided.assignments {
+            if a.new {
+                let (tx, rx) = mpsc::channel(1);
+                self.senders.insert(a.worker, tx);
+                let (ctx, name, events) = (ctx.clone(), a.destination.clone(), events.clone());
+                tracker.spawn(worker::run(ctx, name, a.worker, rx, events));
+            }
+            self.hand_over(a);
+        }
     }
 
-    /// With every worker slot taken while a destination waits for one, idle workers of
-    /// destinations with nothing pending are let go (their channel closes and they leave), so
-    /// the waiting destination gets their place instead of waiting out their idle time.
-    fn retire_idle(&mut self, total: usize) {
-        if self.workers < total {
-            return;
-        }
-        let starved = self
-            .destinations
-            .values()
-            .any(|d| !d.pending.is_empty() && d.workers.iter().all(|w| w.busy));
-        if starved {
-            for d in self.destinations.values_mut() {
-                if d.pending.is_empty() {
-                    d.workers.retain(|w| w.busy);
-                }
-            }
+    fn hand_over(&mut self, a: Assignment) {
+        let Some(tx) = self.senders.get(&a.worker) else {
+            return self.plan.returned(a);
+        };
+        if let Err(e) = tx.try_send(a.job) {
+            // The worker is leaving; the job goes back and the slot is forgotten.
+            let job = match e {
+                mpsc::error::TrySendError::Full(j) | mpsc::error::TrySendError::Closed(j) => j,
+            };
+            self.senders.remove(&a.worker);
+            self.plan.returned(Assignment { job, ..a });
         }
     }
 
@@ -336,20 +273,7 @@ impl State {
                 for i in indexes {
                     self.claimed.remove(&(id, i));
                 }
-                if let Some(w) = self
-                    .destinations
-                    .get_mut(&domain)
-                    .and_then(|d| d.workers.iter_mut().find(|w| w.id == worker))
-                {
-                    w.busy = false;
-                }
-                if throttle {
-                    self.limiters.throttled(&domain);
-                } else if delivered {
-                    self.limiters.succeeded(&domain);
-                }
-                if self.limiters.configured(&domain) {
-                    let halvings = self.limiters.slowdown(&domain);
+                if let Some(halvings) = self.plan.done(&domain, worker, throttle, delivered) {
                     metrics.set_slowdown(&domain, halvings);
                 }
                 if let Some(at) = retry_at {
@@ -357,38 +281,22 @@ impl State {
                 }
             }
             Event::Gone { domain, worker } => {
-                self.workers = self.workers.saturating_sub(1);
-                if let Some(d) = self.destinations.get_mut(&domain) {
-                    d.workers.retain(|w| w.id != worker);
-                }
+                self.senders.remove(&worker);
+                self.plan.gone(&domain, worker);
             }
         }
     }
 
     /// How long the actor may sleep when nothing else happens.
     fn next_wake(&self) -> Duration {
-        let now = Instant::now();
         let mut wake = Duration::from_secs(60);
-        for d in self.destinations.values() {
-            if let Some(t) = d.not_before.filter(|_| !d.pending.is_empty()) {
-                wake = wake.min(t.saturating_duration_since(now));
-            }
+        if let Some(ready) = self.plan.next_ready() {
+            wake = wake.min(ready);
         }
         if let Some(at) = self.next_due {
             let secs = at.saturating_sub(crate::store::now_secs());
             wake = wake.min(Duration::from_secs(secs).max(Duration::from_millis(200)));
         }
         wake
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::domain_of;
-
-    #[test]
-    fn destinations() {
-        assert_eq!(domain_of("a@Example.ORG"), "example.org");
-        assert_eq!(domain_of("postmaster"), "");
     }
 }
