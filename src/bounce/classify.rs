@@ -12,7 +12,7 @@ mod soft;
 
 use crate::bounce::parse::Class;
 use crate::bounce::parse::text::{lower, reply_code};
-use crate::delivery::reply::{Reply, Status};
+use crate::mail::{Reply, Status};
 
 /// Classifies a failure from its enhanced status (`5.1.1`, optional) and diagnostic text, as a
 /// returned DSN gives them; the reply code is the first one found in the text.

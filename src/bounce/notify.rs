@@ -1,7 +1,7 @@
 //! Pure construction of RFC 3464 DSNs for submitted mail that failed permanently or expired,
 //! and the RFC 3461 rules for whether one is sent at all.
 
-use crate::delivery::reply::{Reply, Status};
+use crate::mail::{Reply, Status};
 use crate::timefmt::rfc5322;
 
 /// One failed recipient in a DSN.

@@ -1,3 +1,5 @@
+//! Loading and validating configuration: layering, unknown keys, and the file, key and reason of each refusal.
+
 use super::*;
 use std::io::Write;
 

@@ -7,11 +7,10 @@ pub mod client;
 pub mod dkim;
 pub mod limiter;
 pub mod mx;
-pub mod reply;
 mod transaction;
 pub mod wire;
 
-pub use reply::{Reply, Status};
+pub use crate::mail::{Reply, Status};
 
 /// Who an outcome is about; it decides what a failure may do beyond the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

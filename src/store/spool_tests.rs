@@ -1,3 +1,5 @@
+//! The body spool: round trips, checksums, which segments survive a start, deletion after sync, compaction.
+
 use super::super::tests::message;
 use super::super::{AttemptResult, Store};
 use super::*;

@@ -1,3 +1,5 @@
+//! The store over a real sled database in a temp dir: messages, members, suppression, reopen.
+
 use super::*;
 
 pub(super) fn message(rcpts: &[&str]) -> NewMessage {

@@ -106,7 +106,7 @@ fn ordinary_mail_is_not_a_bounce() {
 #[test]
 fn herald_own_dsn() {
     use crate::bounce::notify::{Dsn, Failed};
-    use crate::delivery::{Reply, Status};
+    use crate::mail::{Reply, Status};
     let reply = Reply::from_wire(550, [5, 1, 1], "no such user");
     let dsn = Dsn {
         hostname: "mx.example.org",

@@ -1,3 +1,5 @@
+//! The address split, parsing and its refusals, case rules, form addresses, domain syntax.
+
 use super::*;
 
 #[test]

@@ -1,3 +1,5 @@
+//! The header-section rules (strict and lenient), fields, unfolding, strip and the From domain.
+
 use super::*;
 
 fn show(b: &[u8]) -> String {

@@ -1,3 +1,5 @@
+//! SMTP paths and parameters: routes, quoted local parts, literals, ESMTP params, xtext.
+
 use super::*;
 
 fn mb(s: &str) -> Option<Mailbox> {

@@ -1,3 +1,5 @@
+//! DATA and BDAT content readers: dot-unstuffing, the CRLF.CRLF end, bare LF/CR, size caps.
+
 use super::*;
 
 fn data(input: &[u8]) -> (Option<usize>, Received) {

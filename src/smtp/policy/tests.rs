@@ -1,3 +1,5 @@
+//! The content policy's table tests: deny patterns, attachment types, bulk mail without List-Unsubscribe, bounds.
+
 use super::*;
 use crate::config::{DenyRule, Policy};
 

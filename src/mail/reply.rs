@@ -1,8 +1,8 @@
 //! The reply an attempt ends with: an SMTP reply code, its enhanced status code (RFC 3463)
 //! when there is one, and the text. Built once, where a remote reply is read or where Herald
 //! makes its own (route verdicts, TLS setup, store faults), and rendered once ([`Display`]) for
-//! logs, the store (`last_reply`) and DSNs. Pure; it depends on nothing in the crate, so the
-//! bounce classifier and the DSN builder take it as it is instead of parsing text back.
+//! logs, the store (`last_reply`) and DSNs. Pure: the bounce classifier and the DSN builder
+//! take it as it is instead of parsing text back.
 //!
 //! [`Display`]: std::fmt::Display
 
