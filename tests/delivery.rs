@@ -211,19 +211,7 @@ async fn retries_dsns_expiry_and_null_sender() {
         "will bounce",
     )
     .await;
-    let got = sink
-        .wait_for(WAIT, "DSN for 5.1.1", |r| {
-            r.iter().any(|m| m.data.contains("Status: 5.1.1"))
-        })
-        .await;
-    let dsn = got
-        .iter()
-        .find(|m| m.data.contains("Status: 5.1.1"))
-        .unwrap();
-    assert_eq!(
-        (dsn.mail_from.as_str(), dsn.rcpts.as_slice()),
-        ("", &["alice@example.org".to_string()][..])
-    );
+    let (dsn, _) = sink.wait_dsn(WAIT, "5.1.1", "alice@example.org").await;
     assert!(
         dsn.data.contains("Subject: will bounce"),
         "original headers included: {}",
@@ -244,15 +232,13 @@ async fn retries_dsns_expiry_and_null_sender() {
         "never deliverable",
     )
     .await;
-    let got = sink
-        .wait_for(WAIT, "expiry DSN", |r| {
-            r.iter().any(|m| m.data.contains("Status: 4.4.7"))
-        })
-        .await;
-    assert!(got.iter().any(|m| {
-        m.data
-            .contains("Final-Recipient: rfc822; never@remote.test")
-    }));
+    let (dsn, _) = sink.wait_dsn(WAIT, "4.4.7", "alice@example.org").await;
+    assert!(
+        dsn.data
+            .contains("Final-Recipient: rfc822; never@remote.test"),
+        "{}",
+        dsn.data
+    );
 
     // The null sender never gets a DSN.
     let mut c = Client::connect(d.submission).await;

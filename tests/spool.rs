@@ -68,19 +68,7 @@ async fn a_damaged_spooled_body_fails_with_a_dsn_and_is_not_sent() {
     sink.set_rules(vec![]);
     let out = d.cli(&["queue", "retry", "--all"]);
     assert!(out.status.success(), "{out:?}");
-    let got = sink
-        .wait_for(WAIT, "a 5.3.0 DSN", |r| {
-            r.iter().any(|m| m.data.contains("Status: 5.3.0"))
-        })
-        .await;
-    let dsn = got
-        .iter()
-        .find(|m| m.data.contains("Status: 5.3.0"))
-        .unwrap();
-    assert_eq!(
-        (dsn.mail_from.as_str(), dsn.rcpts.as_slice()),
-        ("", &["alice@example.org".to_string()][..])
-    );
+    let (_, got) = sink.wait_dsn(WAIT, "5.3.0", "alice@example.org").await;
     assert!(
         got.iter()
             .all(|m| !m.rcpts.contains(&"damaged@remote.test".to_string())),

@@ -119,6 +119,29 @@ impl Sink {
         self.inner.lock().unwrap().connections
     }
 
+    /// Waits for a delivery status notification carrying `Status: status` and returns it with
+    /// everything received so far; asserts it came from the null sender to `to` only.
+    pub async fn wait_dsn(
+        &self,
+        timeout: Duration,
+        status: &str,
+        to: &str,
+    ) -> (Received, Vec<Received>) {
+        let line = format!("Status: {status}");
+        let got = self
+            .wait_for(timeout, &format!("a {status} DSN"), |r| {
+                r.iter().any(|m| m.data.contains(&line))
+            })
+            .await;
+        let dsn = got.iter().find(|m| m.data.contains(&line)).unwrap().clone();
+        assert_eq!(
+            (dsn.mail_from.as_str(), dsn.rcpts.as_slice()),
+            ("", &[to.to_string()][..]),
+            "the {status} DSN's envelope"
+        );
+        (dsn, got)
+    }
+
     /// Waits until `pred` holds for the received list, or panics after `timeout`.
     pub async fn wait_for(
         &self,
