@@ -478,3 +478,14 @@ async fn queue_show_and_delete() {
         text(&out)
     );
 }
+
+/// The signal handlers are in place before READY is announced: a SIGTERM the moment the daemon
+/// says it is ready drains it (exit 0), it does not kill it (the default action, status 15).
+#[test]
+fn sigterm_right_after_ready_drains() {
+    for _ in 0..5 {
+        let mut d = Daemon::start(&hold());
+        let status = d.terminate(Duration::from_secs(20));
+        assert_eq!(status.code(), Some(0), "{status:?}\n{}", d.stderr());
+    }
+}

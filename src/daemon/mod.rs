@@ -50,8 +50,9 @@ fn notify(states: &[NotifyState]) {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn serve(file: Option<PathBuf>, config: Config) -> anyhow::Result<()> {
+    let signals = signals::Signals::register()?;
     let (daemon, reloader) = Daemon::build(file, config)?;
-    daemon.run(signals::wait(reloader)).await
+    daemon.run(signals.wait(reloader)).await
 }
 
 /// A daemon with its store open and its sockets bound, not yet serving.

@@ -8,7 +8,7 @@ use crate::queue::DeliveryContext;
 use sd_notify::NotifyState;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 
 /// What a reload needs: where the config came from and what it swaps.
@@ -19,16 +19,31 @@ pub struct Reloader {
     pub delivery: Arc<DeliveryContext>,
 }
 
-/// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
-pub async fn wait(reloader: Reloader) -> anyhow::Result<()> {
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => reloader.reload(),
+/// The daemon's signal handlers, registered before anything is announced: a SIGTERM that
+/// comes right after READY must start the drain, not kill the process (the default action).
+pub struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    pub fn register() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Handles SIGHUP (reload) until SIGTERM or SIGINT arrives.
+    pub async fn wait(mut self, reloader: Reloader) -> anyhow::Result<()> {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return Ok(()),
+                _ = self.int.recv() => return Ok(()),
+                _ = self.hup.recv() => reloader.reload(),
+            }
         }
     }
 }
