@@ -18,7 +18,7 @@ use crate::delivery::dkim::Signers;
 use crate::delivery::mx::Resolver;
 use crate::metrics::Metrics;
 use crate::queue::{self, Arrivals, DeliveryContext};
-use crate::smtp::{self, AuthThrottle, ConnLimiter, Role};
+use crate::smtp::{self, Role};
 use crate::store::Store;
 use crate::{admin, devuser, http, lists, tls};
 use anyhow::Context as _;
@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -189,7 +189,7 @@ impl Shared<'_> {
         expand: &lists::expand::Wake,
     ) -> Arc<smtp::Context> {
         let (arrivals, expand) = (self.arrivals.clone(), expand.clone());
-        Arc::new(smtp::Context {
+        Arc::new(smtp::Context::new(smtp::Parts {
             settings: self.settings.clone(),
             store: self.store.clone(),
             on_queued: Box::new(move |id| {
@@ -199,13 +199,8 @@ impl Shared<'_> {
             list_key: self.list_key,
             verp_key,
             tls,
-            auth_throttle: AuthThrottle::default(),
-            auth_slots: Semaphore::new(2),
-            conns: ConnLimiter::default(),
-            draining: CancellationToken::new(),
-            stop_now: CancellationToken::new(),
             metrics: self.metrics.clone(),
-        })
+        }))
     }
 
     /// The web listener's context: confirmation mail goes to the scheduler.

@@ -83,7 +83,35 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
 }
 
+/// What a [`Context`] is made of; the rest (limits, throttles, shutdown tokens) starts fresh.
+pub struct Parts {
+    pub settings: watch::Receiver<Arc<Settings>>,
+    pub store: Store,
+    pub on_queued: Box<dyn Fn(crate::store::QueueId) + Send + Sync>,
+    pub list_key: [u8; 32],
+    pub verp_key: [u8; 32],
+    pub tls: tokio_rustls::TlsAcceptor,
+    pub metrics: Arc<Metrics>,
+}
+
 impl Context {
+    pub fn new(p: Parts) -> Context {
+        Context {
+            settings: p.settings,
+            store: p.store,
+            on_queued: p.on_queued,
+            list_key: p.list_key,
+            verp_key: p.verp_key,
+            tls: p.tls,
+            auth_throttle: AuthThrottle::default(),
+            auth_slots: Semaphore::new(2),
+            conns: ConnLimiter::default(),
+            draining: CancellationToken::new(),
+            stop_now: CancellationToken::new(),
+            metrics: p.metrics,
+        }
+    }
+
     /// The settings in force right now (a SIGHUP may have replaced them).
     pub fn settings(&self) -> Arc<Settings> {
         self.settings.borrow().clone()
@@ -104,19 +132,14 @@ impl Context {
         let settings = Settings::new(config, None).expect("test config");
         // The sender may go: a receiver keeps the last value.
         let (_, settings) = watch::channel(Arc::new(settings));
-        Context {
+        Context::new(Parts {
             settings,
             list_key: store.secret("lists").expect("list key"),
             verp_key: store.secret("verp").expect("verp key"),
             store,
             on_queued,
             tls,
-            auth_throttle: AuthThrottle::default(),
-            auth_slots: Semaphore::new(2),
-            conns: ConnLimiter::default(),
-            draining: CancellationToken::new(),
-            stop_now: CancellationToken::new(),
             metrics: Arc::new(Metrics::default()),
-        }
+        })
     }
 }
