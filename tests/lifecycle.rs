@@ -489,3 +489,129 @@ fn sigterm_right_after_ready_drains() {
         assert_eq!(status.code(), Some(0), "{status:?}\n{}", d.stderr());
     }
 }
+
+/// SIGHUP the moment the daemon says it is ready reloads it; it does not kill it (SIGHUP's
+/// default action). Five starts in a row; each is still serving afterwards and drains on
+/// SIGTERM.
+#[test]
+fn sighup_right_after_ready_reloads() {
+    use std::io::{BufRead, BufReader};
+    for round in 0..5 {
+        let mut d = Daemon::start(&hold());
+        d.signal(libc::SIGHUP);
+        d.stdout.wait_in("herald: reloaded", 0, 0, WAIT);
+        let alive = d.child.as_mut().unwrap().try_wait().unwrap();
+        assert!(alive.is_none(), "round {round}: {alive:?}\n{}", d.stderr());
+        let tcp = std::net::TcpStream::connect(d.submission).unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let mut banner = String::new();
+        BufReader::new(tcp).read_line(&mut banner).unwrap();
+        assert!(banner.starts_with("220 "), "round {round}: {banner:?}");
+        let status = d.terminate(WAIT);
+        assert_eq!(status.code(), Some(0), "round {round}: {status:?}");
+    }
+}
+
+/// A config file with nothing in it (truncated, or only comments) is refused: on SIGHUP the
+/// running configuration stays (users and lists), `check-config` and `serve` name the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_config_file_is_refused() {
+    let d = Daemon::start(&format!("{}{}", hold(), news_list()));
+    let path = d.config_path.to_string_lossy().into_owned();
+    for (n, empty) in ["", "\n  \n\t\n", "# truncated by an editor\n\n"]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&d.config_path, empty).unwrap();
+        d.signal(libc::SIGHUP);
+        let line = d.stdout.wait_in("herald: reload refused", n, 0, WAIT);
+        assert!(
+            line.contains("file is empty") && line.contains(&path),
+            "{line}"
+        );
+        // The users and the list are still there.
+        let (_c, r) = login(&d, ALICE, ALICE_PASSWORD).await;
+        assert_eq!(r.code, 235, "{empty:?}: {r:?}");
+        let (status, page) = common::http::Http::connect(d.http)
+            .await
+            .request(
+                "POST",
+                "/subscribe/news",
+                Some("application/x-www-form-urlencoded"),
+                format!("email=r{n}%40remote.test").as_bytes(),
+            )
+            .await;
+        assert_eq!(status, 200, "the list is still served: {page}");
+
+        let out = check_config(&d.config_path, &[]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&path) && err.contains("file is empty"),
+            "{err}"
+        );
+    }
+    let out = herald_command()
+        .args(["serve", "--config"])
+        .arg(&d.config_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&path) && err.contains("file is empty"),
+        "{err}"
+    );
+}
+
+/// A CLI user who may not open the admin socket is told so, not that the daemon is down.
+/// As root (which file modes do not stop) the command runs as `nobody` through `setpriv`;
+/// otherwise the socket's mode is taken away for the call.
+#[test]
+fn cli_refused_by_socket_permissions_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start(&hold());
+    let socket = d.dir.path().join("data").join("admin.sock");
+    assert!(socket.exists(), "{}", socket.display());
+    let out = if unsafe { libc::geteuid() } == 0 {
+        if !have("setpriv") {
+            return;
+        }
+        // A copy of the config that nobody may read; the data dir stays closed to nobody.
+        let open = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = open.path().join("herald.toml");
+        std::fs::copy(&d.config_path, &config).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = command("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(herald_bin())
+            .args(["queue", "ls", "--config"])
+            .arg(&config)
+            .env_remove("HERALD_CONFIG")
+            .output()
+            .unwrap();
+        // Not a setpriv failure (no permission to change user, say) read as the answer.
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("herald: "),
+            "{}",
+            text(&out)
+        );
+        out
+    } else {
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let out = d.cli(&["queue", "ls"]);
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).unwrap();
+        out
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("permission denied on {}", socket.display())),
+        "{err}"
+    );
+    assert!(err.contains("daemon's user"), "{err}");
+    assert!(!err.contains("not running"), "{err}");
+    // The daemon's own user gets its answer.
+    assert!(d.cli(&["queue", "ls"]).status.success());
+}

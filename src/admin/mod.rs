@@ -21,6 +21,10 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 pub enum AdminError {
     #[error("the daemon is not running (cannot connect to {path}: {reason})")]
     NotRunning { path: String, reason: String },
+    #[error(
+        "permission denied on {path}: run this as the daemon's user (or root); the daemon may be running"
+    )]
+    PermissionDenied { path: String },
     #[error("admin socket I/O failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("unreadable reply from the daemon: {0}")]

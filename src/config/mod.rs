@@ -2,12 +2,14 @@
 //! structs, and validation whose errors name the file, the key and the reason.
 
 mod human;
+mod origin;
 mod policy;
 mod settings;
 mod types;
 mod validate;
 
 pub use human::{ByteSize, HumanDuration, Rate, parse_duration, parse_rate, parse_size};
+pub use origin::{is_origin, origin_of, signup_origins};
 pub use policy::CompiledPolicy;
 pub use settings::{Settings, sender_allowed};
 pub use types::*;
@@ -72,6 +74,7 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
                 reason: "file not found or not a regular file".into(),
             });
         }
+        refuse_empty(path)?;
         figment = figment.merge(Toml::file_exact(path));
     }
     // Not settings: the config path, logging, and the test suite's own switches
@@ -96,6 +99,28 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, ConfigError> {
         config,
         file: file.map(Path::to_path_buf),
     })
+}
+
+/// A config file with nothing in it (0 bytes, or only blank lines and comments) is refused:
+/// taken, it would be the embedded default, with no users and no lists (a reload of a file
+/// truncated in place would drop them all).
+fn refuse_empty(path: &Path) -> Result<(), ConfigError> {
+    let error = |reason: String| ConfigError {
+        source_name: path.display().to_string(),
+        key: String::new(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read: {e}")))?;
+    let empty = text
+        .lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'));
+    if empty {
+        return Err(error(
+            "file is empty (no settings, only blank lines or comments): refused".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn source_of(meta: &figment::Metadata, file: Option<&Path>) -> String {

@@ -121,3 +121,38 @@ fn sender_patterns_are_addresses() {
         assert!(load(Some(f.path())).is_ok(), "{good}");
     }
 }
+
+#[test]
+fn an_empty_file_is_refused_naming_it() {
+    for text in ["", "\n  \n", "# only a comment\n\n   # and another\n"] {
+        let e = load_err(text);
+        assert!(e.reason.contains("file is empty"), "{text:?}: {e}");
+    }
+    // One setting is enough; the embedded default (no file) still loads.
+    let f = write("# a comment\nhostname = \"mx.example.org\"\n");
+    assert!(load(Some(f.path())).is_ok());
+    assert!(load(None).is_ok());
+}
+
+#[test]
+fn signup_origins_must_be_origins() {
+    for bad in [
+        "https://example.org/form",
+        "example.org",
+        "ftp://example.org",
+        "null",
+    ] {
+        let e = load_err(&format!("[http]\nsignup_origins = [\"{bad}\"]\n"));
+        assert_eq!(e.key, "http.signup_origins", "{e}");
+        assert!(e.reason.contains(bad), "{e}");
+    }
+    let f = write(
+        "[http]\nsignup_origins = [\"https://www.example.org\", \"http://127.0.0.1:8080\"]\ntrusted_proxies = [\"127.0.0.1/32\", \"::1/128\"]\n",
+    );
+    let c = load(Some(f.path()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    assert_eq!(c.http.trusted_proxies.len(), 2);
+    let e = load_err("[http]\ntrusted_proxies = [\"proxy.local\"]\n");
+    assert!(e.key.starts_with("http.trusted_proxies"), "{e}");
+}

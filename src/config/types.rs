@@ -168,6 +168,13 @@ pub struct Http {
     pub header_timeout: HumanDuration,
     /// A connection on which no byte moves either way for this long is closed.
     pub idle_timeout: HumanDuration,
+    /// Origins (`scheme://host[:port]`) whose pages may post the sign-up form; empty means
+    /// the origin of `unsubscribe.base_url`. A sign-up with neither `Origin` nor `Referer` is
+    /// taken (not a browser).
+    pub signup_origins: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: from a listed peer the client is
+    /// the right-most address in it that is not itself listed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -271,6 +278,8 @@ impl Default for Config {
                 max_connections: 256,
                 header_timeout: HumanDuration(Duration::from_secs(10)),
                 idle_timeout: mins(1),
+                signup_origins: Vec::new(),
+                trusted_proxies: Vec::new(),
             },
             bounce: Bounce {
                 soft_limit: 5,

@@ -36,6 +36,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     validate_users(config)?;
     validate_limits(config)?;
     validate_delivery(config)?;
+    validate_http(config)?;
     super::CompiledPolicy::compile(&config.policy)?;
     for (i, list) in config.lists.iter().enumerate() {
         let ok = !list.id.is_empty()
@@ -168,6 +169,20 @@ fn validate_delivery(config: &Config) -> Result<(), Problem> {
             return Err(problem(
                 "delivery.relay",
                 format!("{relay:?} is not host:port"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_http(config: &Config) -> Result<(), Problem> {
+    for (i, origin) in config.http.signup_origins.iter().enumerate() {
+        if !super::is_origin(origin) {
+            return Err(problem(
+                "http.signup_origins",
+                format!(
+                    "entry {i} ({origin:?}) is not an origin: scheme://host[:port], http or https, no path"
+                ),
             ));
         }
     }

@@ -41,7 +41,7 @@ fn decode(s: &[u8]) -> String {
 }
 
 /// Whether a POST body is the RFC 8058 one-click request `List-Unsubscribe=One-Click`, either
-/// form-urlencoded or as a multipart form field.
+/// form-urlencoded or as a multipart form field (and its type says which).
 pub fn is_one_click(content_type: &str, body: &[u8]) -> bool {
     let ct = content_type.to_ascii_lowercase();
     if ct.starts_with("multipart/form-data") {
@@ -55,9 +55,11 @@ pub fn is_one_click(content_type: &str, body: &[u8]) -> bool {
             head.contains("name=\"list-unsubscribe\"") && value.trim() == "One-Click"
         });
     }
-    urlencoded(body)
-        .iter()
-        .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+    // Any other type (`text/plain` included) is not a one-click request (`415` in the handler).
+    ct.starts_with("application/x-www-form-urlencoded")
+        && urlencoded(body)
+            .iter()
+            .any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
 }
 
 #[cfg(test)]
@@ -81,7 +83,13 @@ mod tests {
                 b"--XYZ\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nOne-Click\r\n--XYZ--",
                 false,
             ),
-            ("text/plain", b"List-Unsubscribe=One-Click", true),
+            ("text/plain", b"List-Unsubscribe=One-Click", false),
+            ("", b"List-Unsubscribe=One-Click", false),
+            (
+                "application/x-www-form-urlencoded; charset=utf-8",
+                b"List-Unsubscribe=One-Click",
+                true,
+            ),
         ];
         for (ct, body, want) in cases {
             assert_eq!(

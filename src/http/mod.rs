@@ -3,6 +3,7 @@
 //! the response. Unknown or forged tokens get `404` and change nothing.
 
 pub mod form;
+mod guard;
 mod listener;
 pub mod pages;
 
@@ -15,7 +16,7 @@ use crate::store::{MemberStatus, QueueId, Store};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use governor::{DefaultKeyedRateLimiter, Quota};
@@ -75,6 +76,10 @@ impl Web {
 }
 
 pub fn router(web: Arc<Web>) -> Router {
+    // The policy is a fixed ASCII string; were it not a valid header value, no page is
+    // better than a page without it.
+    let csp = HeaderValue::from_str(&pages::content_security_policy())
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
@@ -85,6 +90,10 @@ pub fn router(web: Arc<Web>) -> Router {
             get(unsubscribe_page).post(unsubscribe),
         )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::map_response(move |r: Response| {
+            let csp = csp.clone();
+            async move { guard::secure(r, &csp) }
+        }))
         .layer(axum::middleware::from_fn_with_state(
             web.clone(),
             listener::body_deadline,
@@ -152,12 +161,25 @@ async fn subscribe(
     State(web): State<Arc<Web>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(list): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let settings = web.settings();
     let Some(list) = settings.config.lists.iter().find(|l| l.id == list) else {
         return not_found();
     };
+    let posted = guard::posted_from(&headers);
+    if !guard::signup_allowed(&posted, &crate::config::signup_origins(&settings.config)) {
+        tracing::warn!(list = %list.id, ?posted, "sign-up refused: posted from a site not in http.signup_origins");
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::error(
+                "Sign-up not accepted here",
+                "This form is on a site that may not sign people up to this list. Nothing was changed.",
+            ),
+        );
+    }
+    let client = guard::client_ip(peer, &headers, &settings.config.http.trusted_proxies);
     let fields = form::urlencoded(&body);
     let Some(email) = fields
         .iter()
@@ -174,18 +196,16 @@ async fn subscribe(
         );
     };
     prune(&web);
-    if web.per_ip.check_key(&peer.ip()).is_err() || web.per_address.check_key(&email).is_err() {
-        return (
+    if web.per_ip.check_key(&client).is_err() || web.per_address.check_key(&email).is_err() {
+        let mut r = html(
             StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "3600")],
-            Html(pages::error(
-                "Too many sign-ups",
-                "Please try again in an hour.",
-            )),
-        )
-            .into_response();
+            pages::error("Too many sign-ups", "Please try again in an hour."),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
+        return r;
     }
-    let ip = Some(peer.ip().to_string());
+    let ip = Some(client.to_string());
     match consent::sign_up(
         &web.store,
         &settings,
@@ -266,10 +286,17 @@ async fn unsubscribe(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let content_type = headers.get(header::CONTENT_TYPE);
+    if !guard::is_form_type(content_type) {
+        return html(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            pages::error(
+                "Not understood",
+                "Expected a form (application/x-www-form-urlencoded or multipart/form-data). Nothing was changed.",
+            ),
+        );
+    }
+    let content_type = content_type.and_then(|v| v.to_str().ok()).unwrap_or("");
     if !form::is_one_click(content_type, &body) {
         return html(
             StatusCode::BAD_REQUEST,

@@ -22,6 +22,18 @@ h1{font-size:1.6rem;line-height:1.25}button{font:inherit;font-weight:600;color:#
 background:#1d4ed8;border:0;border-radius:.4rem;padding:.8rem 1.4rem;min-height:3rem;\
 cursor:pointer}button:focus{outline:3px solid #f59e0b;outline-offset:2px}";
 
+/// The pages' `Content-Security-Policy`: nothing loads or runs but the one inline style
+/// (by its hash), forms post only back here, and no site may frame a page (clickjacking).
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(STYLE));
+    format!(
+        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
 fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -134,5 +146,22 @@ mod tests {
         assert!(p.contains("name=\"viewport\""));
         assert!(p.contains("<form method=\"post\">"));
         assert!(p.contains("name=\"List-Unsubscribe\" value=\"One-Click\""));
+    }
+
+    #[test]
+    fn the_policy_allows_the_one_style_and_no_framing() {
+        let csp = content_security_policy();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'sha256-"),
+            "{csp}"
+        );
+        assert!(
+            !csp.contains("script-src") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        let p = error("x", "y");
+        assert_eq!(p.matches("<style>").count(), 1);
+        assert!(p.contains(&format!("<style>{STYLE}</style>")));
     }
 }

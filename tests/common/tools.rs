@@ -35,6 +35,7 @@ pub fn missing(what: &str, why: &str) -> bool {
 fn package(program: &str) -> &str {
     match program {
         "script" => "bsdutils",
+        "setpriv" => "util-linux",
         other => other,
     }
 }
