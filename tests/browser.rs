@@ -1,7 +1,8 @@
 //! The list pages in a real browser. Headless Chromium, driven over the DevTools protocol by the
 //! small WebSocket client below, presses the button of the confirm page and of the unsubscribe
 //! page with mouse events at the button's centre, as a person would; the member's status is
-//! read with the CLI after each press, and the page that follows must say what happened.
+//! read with the CLI after each press, and the page that follows must say what happened. A
+//! page of another site that frames a Herald page gets Chromium's error page in the frame.
 //!
 //! At phone width (390 CSS px, device pixel ratio 2) every page must fit without horizontal
 //! scrolling, with body text of at least 16 px and a button at least 44 px tall inside the
@@ -75,6 +76,77 @@ async fn buttons_work_in_chromium_and_pages_read_at_phone_width() {
     assert_eq!(status_of(&d, READER).as_deref(), Some("unsubscribed"));
     tab.check_readable(false).await;
     save_screenshot(&d, "4-unsubscribed", &tab.screenshot().await);
+}
+
+/// No other site can frame a page (clickjacking): Chromium, told to show a Herald page in an
+/// iframe of a page from elsewhere (another port), shows its own error page in the frame
+/// instead. A page served without Herald's headers, framed the same way, loads: the check
+/// tells the two apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_will_not_frame_a_page() {
+    if !have("chromium") {
+        return;
+    }
+    let d = Daemon::start(&format!("{}{UNSUBSCRIBE_BASE}", news_list()));
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain = format!("http://{}/plain", elsewhere.local_addr().unwrap());
+    let targets = [
+        (plain.clone(), true),
+        (format!("http://{}/confirm/nosuchtoken", d.http), false),
+        (format!("http://{}/unsubscribe/nosuchtoken", d.http), false),
+        (format!("http://{}/healthz", d.http), false),
+    ];
+    let outer = format!("http://{}/outer", elsewhere.local_addr().unwrap());
+    tokio::spawn(framing_site(
+        elsewhere,
+        targets.iter().map(|(u, _)| u.clone()).collect(),
+    ));
+    let browser = Browser::launch();
+    let mut tab = browser.tab().await;
+    for (n, (url, framable)) in targets.iter().enumerate() {
+        tab.open(&format!("{outer}/{n}")).await;
+        let tree = tab.cdp.call("Page.getFrameTree", json!({})).await;
+        let child = &tree["frameTree"]["childFrames"][0]["frame"];
+        assert!(child.is_object(), "{url}: no frame in {tree}");
+        let loaded = child["url"] == url.as_str() && child.get("unreachableUrl").is_none();
+        assert_eq!(loaded, *framable, "{url}: {child}");
+    }
+}
+
+/// Another site on loopback, without security headers: `/outer/N` is a page that frames
+/// `targets[N]`; anything else is a small page of its own (the framable control).
+async fn framing_site(listener: tokio::net::TcpListener, targets: Vec<String>) {
+    while let Ok((mut tcp, _)) = listener.accept().await {
+        let targets = targets.clone();
+        tokio::spawn(async move {
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if tcp.read_exact(&mut byte).await.is_err() {
+                    return;
+                }
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head);
+            let path = head.split(' ').nth(1).unwrap_or("/");
+            let framed = path
+                .strip_prefix("/outer/")
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| targets.get(n));
+            let body = match framed {
+                Some(url) => {
+                    format!("<!doctype html><title>outer</title><iframe src=\"{url}\"></iframe>")
+                }
+                None => "<!doctype html><title>plain</title><h1>plain</h1>".to_string(),
+            };
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tcp.write_all(answer.as_bytes()).await;
+        });
+    }
 }
 
 /// Without chromium on PATH the browser test skips, and fails naming chromium under
