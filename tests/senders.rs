@@ -119,12 +119,15 @@ async fn every_from_and_sender_counts_and_two_from_fields_are_refused() {
     assert!(!got[0].data.contains("spoofed") && !got[0].data.contains('\0'));
 }
 
-/// Submits a message with a UTF-8 recipient (and the SMTPUTF8 parameter) as alice.
-async fn submit_utf8(d: &Daemon, to: &str) {
+/// Submits a message to `to` (a UTF-8 recipient first) with the SMTPUTF8 parameter as alice.
+async fn submit_utf8(d: &Daemon, rcpts: &[&str]) {
     let mut c = d.alice().await;
     let r = c.cmd("MAIL FROM:<alice@example.org> SMTPUTF8").await;
     assert!(r.has(250, "2.1.0"), "{r:?}");
-    assert!(c.cmd(&format!("RCPT TO:<{to}>")).await.has(250, "2.1.5"));
+    for rcpt in rcpts {
+        assert!(c.cmd(&format!("RCPT TO:<{rcpt}>")).await.has(250, "2.1.5"));
+    }
+    let to = rcpts[0];
     assert_eq!(c.cmd("DATA").await.code, 354);
     let msg = format!("From: <alice@example.org>\r\nTo: <{to}>\r\nSubject: utf8\r\n\r\nHi.\r\n");
     c.send_raw(msg.as_bytes()).await;
@@ -137,7 +140,8 @@ async fn a_utf8_envelope_goes_only_where_smtputf8_is_offered() {
     let sink = Sink::start("127.0.0.1:0").await;
     let d = Daemon::start(&relay_to(sink.addr));
     let to = "jos\u{e9}@remote.test";
-    submit_utf8(&d, to).await;
+    // Beside it an ASCII recipient, who gets the message (without the parameter).
+    submit_utf8(&d, &[to, "bob@remote.test"]).await;
     let (dsn, got) = sink
         .wait_dsn(Duration::from_secs(30), "5.6.7", "alice@example.org")
         .await;
@@ -146,13 +150,20 @@ async fn a_utf8_envelope_goes_only_where_smtputf8_is_offered() {
         got.iter().all(|m| !m.rcpts.iter().any(|r| r == to)),
         "never sent"
     );
+    let got = sink
+        .wait_for(Duration::from_secs(30), "bob's copy", |r| {
+            r.iter().any(|m| m.rcpts == ["bob@remote.test"])
+        })
+        .await;
+    let bob = got.iter().find(|m| m.rcpts == ["bob@remote.test"]).unwrap();
+    assert!(!bob.smtputf8);
     d.wait_queue_empty(Duration::from_secs(30)).await;
 
     // A server that offers it gets the message, with the parameter.
     let sink = Sink::start("127.0.0.1:0").await;
     sink.set_rules(vec![Rule::SmtpUtf8]);
     let d = Daemon::start(&relay_to(sink.addr));
-    submit_utf8(&d, to).await;
+    submit_utf8(&d, &[to]).await;
     let got = sink
         .wait_for(Duration::from_secs(30), "the UTF-8 delivery", |r| {
             r.iter().any(|m| m.rcpts.iter().any(|r| r == to))
