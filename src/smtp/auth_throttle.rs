@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Entries kept per table (clients, accounts) by default: about 4 MiB each when full.
+/// Entries kept per table (clients, accounts) by default: a few MiB each when full.
 pub const MAX_TRACKED: usize = 100_000;
 
 /// The limits a check is made against (from `limits.*`).
