@@ -28,10 +28,12 @@ pub enum Rejection {
     Auth,
     /// Someone who may not post to a list.
     ListPost,
+    /// NUL bytes in the content.
+    Nul,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 7] = [
+    const ALL: [Rejection; 8] = [
         Rejection::Policy,
         Rejection::Relay,
         Rejection::Sender,
@@ -39,6 +41,7 @@ impl Rejection {
         Rejection::BareNewline,
         Rejection::Auth,
         Rejection::ListPost,
+        Rejection::Nul,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -49,6 +52,7 @@ impl Rejection {
             Rejection::BareNewline => "bare_newline",
             Rejection::Auth => "auth",
             Rejection::ListPost => "list_post",
+            Rejection::Nul => "nul",
         }
     }
 }
@@ -66,7 +70,7 @@ pub enum Attempt {
 pub struct Metrics {
     started: Instant,
     accepted: [AtomicU64; 2],
-    rejected: [AtomicU64; 7],
+    rejected: [AtomicU64; 8],
     attempts: [AtomicU64; 3],
     bounces: [AtomicU64; 2],
     complaints: AtomicU64,

@@ -156,3 +156,28 @@ fn signup_origins_must_be_origins() {
     let e = load_err("[http]\ntrusted_proxies = [\"proxy.local\"]\n");
     assert!(e.key.starts_with("http.trusted_proxies"), "{e}");
 }
+
+/// The issue 13 bounds: AUTH per account and `postmaster@`; their defaults and their errors.
+#[test]
+fn auth_and_postmaster_limits() {
+    let c = Config::default();
+    assert_eq!(c.limits.max_auth_failures_per_account, 10);
+    assert_eq!(c.limits.postmaster_rate.to_string(), "10/hour");
+    assert_eq!(c.limits.postmaster_max_size.0, 1 << 20);
+    for (toml, key) in [
+        (
+            "max_auth_failures_per_account = 0",
+            "limits.max_auth_failures_per_account",
+        ),
+        ("max_auth_failures = 0", "limits.max_auth_failures"),
+        ("auth_failure_window = \"0s\"", "limits.auth_failure_window"),
+        (
+            "postmaster_max_size = \"100\"",
+            "limits.postmaster_max_size",
+        ),
+        ("postmaster_rate = \"many\"", "limits.postmaster_rate"),
+    ] {
+        let e = load_err(&format!("[limits]\n{toml}\n"));
+        assert_eq!(e.key, key, "{toml}: {e}");
+    }
+}

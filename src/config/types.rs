@@ -154,6 +154,13 @@ pub struct Limits {
     pub data_timeout: HumanDuration,
     pub tls_handshake_timeout: HumanDuration,
     pub shutdown_grace: HumanDuration,
+    /// Failed AUTH attempts on one account name (known or not) from any address within
+    /// `auth_failure_window`; past it the account is refused until the window ends.
+    pub max_auth_failures_per_account: u32,
+    /// Mail to `postmaster@` on the inbound listener, per client address (IPv6: per /64).
+    pub postmaster_rate: Rate,
+    /// Largest message to `postmaster@` on the inbound listener.
+    pub postmaster_max_size: ByteSize,
 }
 
 /// Bounds on the web listener (DESIGN §16), like `limits` for SMTP.
@@ -273,6 +280,12 @@ impl Default for Config {
                 data_timeout: mins(10),
                 tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
                 shutdown_grace: HumanDuration(Duration::from_secs(30)),
+                max_auth_failures_per_account: 10,
+                postmaster_rate: Rate {
+                    count: 10,
+                    per: Duration::from_secs(3600),
+                },
+                postmaster_max_size: ByteSize(1 << 20),
             },
             http: Http {
                 max_connections: 256,

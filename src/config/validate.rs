@@ -35,6 +35,7 @@ pub fn validate(config: &Config) -> Result<(), Problem> {
     }
     validate_users(config)?;
     validate_limits(config)?;
+    validate_abuse_limits(config)?;
     validate_delivery(config)?;
     validate_http(config)?;
     super::CompiledPolicy::compile(&config.policy)?;
@@ -134,6 +135,33 @@ fn validate_limits(config: &Config) -> Result<(), Problem> {
         return Err(problem(
             "limits.command_timeout",
             "timeouts must be longer than zero",
+        ));
+    }
+    Ok(())
+}
+
+/// The AUTH and `postmaster@` bounds (issue 13).
+fn validate_abuse_limits(config: &Config) -> Result<(), Problem> {
+    let l = &config.limits;
+    if l.max_auth_failures == 0 {
+        return Err(problem("limits.max_auth_failures", "must be at least 1"));
+    }
+    if l.max_auth_failures_per_account == 0 {
+        return Err(problem(
+            "limits.max_auth_failures_per_account",
+            "must be at least 1",
+        ));
+    }
+    if l.auth_failure_window.0.is_zero() {
+        return Err(problem(
+            "limits.auth_failure_window",
+            "must be longer than zero",
+        ));
+    }
+    if l.postmaster_max_size.0 < 1024 {
+        return Err(problem(
+            "limits.postmaster_max_size",
+            "must be at least 1KiB",
         ));
     }
     Ok(())

@@ -31,6 +31,8 @@ pub struct Connection {
     pub tls: bool,
     /// The server advertised PIPELINING (RFC 2920): the envelope goes out in one write.
     pub(super) pipelining: bool,
+    /// The server advertised SMTPUTF8 (RFC 6531): UTF-8 envelope addresses may go to it.
+    pub(super) smtputf8: bool,
     pub(super) broken: bool,
     /// Reused for each transaction's outgoing bytes.
     pub(super) wbuf: Vec<u8>,
@@ -195,6 +197,7 @@ impl Connection {
             peer,
             tls,
             pipelining: ehlo.has_capability(smtp_proto::EXT_PIPELINING),
+            smtputf8: ehlo.has_capability(smtp_proto::EXT_SMTP_UTF8),
             broken: false,
             wbuf: Vec::new(),
         }

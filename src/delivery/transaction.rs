@@ -4,7 +4,7 @@
 //! [`wire::content`] and written in one piece. One [`Outcome`] per recipient, in order.
 
 use super::client::{Connection, from_error, reply_of, transient};
-use super::{Outcome, Status, wire};
+use super::{Origin, Outcome, Reply, Status, wire};
 use mail_send::smtp::message::Parameters;
 use smtp_proto::Response;
 use std::time::Duration;
@@ -50,14 +50,58 @@ fn merge(results: Vec<Option<Outcome>>, content: &Outcome) -> Vec<Outcome> {
         .collect()
 }
 
+/// A UTF-8 address for a server without SMTPUTF8 (RFC 6531 §3.2): it can never go there as it
+/// is, so it fails now; `Local` (Herald cannot carry it, the recipient did nothing) with a DSN
+/// to the sender.
+fn needs_smtputf8(peer: std::net::SocketAddr, what: &str) -> Outcome {
+    let text = format!("{peer} does not support SMTPUTF8, which the {what} address needs");
+    Outcome::permanent(Origin::Local, Reply::new(550, Status::new(5, 6, 7), text))
+}
+
 impl Connection {
     /// One transaction. Recipients the server refused get their own outcome; the accepted
-    /// ones share the outcome of the content.
+    /// ones share the outcome of the content. Without SMTPUTF8 at the server a UTF-8 sender
+    /// fails every recipient and a UTF-8 recipient itself, before anything is sent.
     pub async fn send(&mut self, sender: &str, recipients: &[String], body: &[u8]) -> Vec<Outcome> {
-        let result = if self.pipelining {
-            self.send_pipelined(sender, recipients, body).await
+        let utf8 = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
+        if !utf8 || self.smtputf8 {
+            return self.transaction(sender, recipients, body, utf8).await;
+        }
+        if !sender.is_ascii() {
+            return vec![needs_smtputf8(self.peer, "sender"); recipients.len()];
+        }
+        let ascii: Vec<String> = recipients
+            .iter()
+            .filter(|r| r.is_ascii())
+            .cloned()
+            .collect();
+        let mut sent = if ascii.is_empty() {
+            Vec::new().into_iter()
         } else {
-            self.send_lockstep(sender, recipients, body).await
+            self.transaction(sender, &ascii, body, false)
+                .await
+                .into_iter()
+        };
+        recipients
+            .iter()
+            .map(|r| match r.is_ascii() {
+                true => sent.next().unwrap_or_else(lost),
+                false => needs_smtputf8(self.peer, "recipient"),
+            })
+            .collect()
+    }
+
+    async fn transaction(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        body: &[u8],
+        utf8: bool,
+    ) -> Vec<Outcome> {
+        let result = if self.pipelining {
+            self.send_pipelined(sender, recipients, body, utf8).await
+        } else {
+            self.send_lockstep(sender, recipients, body, utf8).await
         };
         match result {
             Ok(outcomes) => outcomes,
@@ -73,11 +117,12 @@ impl Connection {
         sender: &str,
         recipients: &[String],
         body: &[u8],
+        utf8: bool,
     ) -> Result<Vec<Outcome>, mail_send::Error> {
         let n = recipients.len();
         let mut buf = std::mem::take(&mut self.wbuf);
         buf.clear();
-        wire::envelope(&mut buf, sender, recipients);
+        wire::envelope(&mut buf, sender, recipients, utf8);
         let replies = self.exchange(&buf, n + 2).await;
         self.wbuf = buf;
         let replies = replies?;
@@ -118,9 +163,14 @@ impl Connection {
         sender: &str,
         recipients: &[String],
         body: &[u8],
+        utf8: bool,
     ) -> Result<Vec<Outcome>, mail_send::Error> {
         let n = recipients.len();
-        match self.client.mail_from(sender, &Parameters::default()).await {
+        let mut params = Parameters::new();
+        if utf8 {
+            params.add("SMTPUTF8");
+        }
+        match self.client.mail_from(sender, &params).await {
             Ok(()) => {}
             Err(mail_send::Error::UnexpectedReply(r)) => {
                 self.reset().await;

@@ -4,11 +4,12 @@
 
 use memchr::memmem;
 
-/// Appends `MAIL FROM`, one `RCPT TO` per recipient and `DATA`, CRLF-terminated.
-pub fn envelope(out: &mut Vec<u8>, sender: &str, recipients: &[String]) {
+/// Appends `MAIL FROM` (with `SMTPUTF8` when `utf8`, RFC 6531 §3.4), one `RCPT TO` per
+/// recipient and `DATA`, CRLF-terminated.
+pub fn envelope(out: &mut Vec<u8>, sender: &str, recipients: &[String], utf8: bool) {
     out.extend_from_slice(b"MAIL FROM:<");
     out.extend_from_slice(sender.as_bytes());
-    out.extend_from_slice(b">\r\n");
+    out.extend_from_slice(if utf8 { b"> SMTPUTF8\r\n" } else { b">\r\n" });
     for rcpt in recipients {
         out.extend_from_slice(b"RCPT TO:<");
         out.extend_from_slice(rcpt.as_bytes());
@@ -91,13 +92,17 @@ mod tests {
             &mut out,
             "s@a.test",
             &["x@b.test".into(), "y@b.test".into()],
+            false,
         );
         assert_eq!(
             out,
             b"MAIL FROM:<s@a.test>\r\nRCPT TO:<x@b.test>\r\nRCPT TO:<y@b.test>\r\nDATA\r\n"
         );
         out.clear();
-        envelope(&mut out, "", &["x@b.test".into()]);
+        envelope(&mut out, "", &["x@b.test".into()], false);
         assert!(out.starts_with(b"MAIL FROM:<>\r\n"));
+        out.clear();
+        envelope(&mut out, "s@a.test", &["josé@b.test".into()], true);
+        assert!(out.starts_with(b"MAIL FROM:<s@a.test> SMTPUTF8\r\n"));
     }
 }

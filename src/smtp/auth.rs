@@ -1,13 +1,16 @@
 //! AUTH PLAIN and LOGIN (RFC 4954), only after TLS and only on submission. Password checks run
-//! on blocking threads, a few at a time; failures are counted per client IP and throttled.
+//! on blocking threads, a few at a time; failures are counted per client and per account name
+//! and throttled (`auth_throttle`).
 
 use super::Context;
+use super::auth_throttle::AuthLimits;
 use super::reply::Reply;
 use super::state::SessionState;
 use crate::metrics::Rejection;
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use std::time::Instant;
 
 /// A SASL exchange waiting for the client's next line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,15 +146,25 @@ fn decode_plain(data: &str) -> Flow {
 /// A fixed hash to verify against when the user does not exist, so timing does not reveal names.
 const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$CfpRxz/GaU7pD3cM1oJkS1bgBzuS5G4V3kX8xk2bHUA";
 
-/// Checks the credentials and records the outcome.
+fn limits(settings: &crate::config::Settings) -> AuthLimits {
+    let l = &settings.config.limits;
+    AuthLimits {
+        per_client: l.max_auth_failures,
+        per_account: l.max_auth_failures_per_account,
+        window: l.auth_failure_window.0,
+    }
+}
+
+/// Checks the credentials and records the outcome. A throttled client or account name gets
+/// `454` before any password is checked, the right one too; unknown names are counted and
+/// answered exactly as known ones.
 pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password: String) -> Reply {
     let settings = ctx.settings();
-    let limits = &settings.config.limits;
+    let limits = limits(&settings);
     let ip = st.peer.ip();
-    if ctx
-        .auth_throttle
-        .blocked(ip, limits.max_auth_failures, limits.auth_failure_window.0)
-    {
+    let now = Instant::now();
+    if ctx.auth_throttle.blocked(ip, &user, &limits, now) {
+        tracing::warn!(client = %ip, "authentication throttled");
         return Reply::new(
             454,
             "4.7.0",
@@ -183,9 +196,9 @@ pub async fn verify(ctx: &Context, st: &mut SessionState, user: String, password
         st.user = Some(user);
         return Reply::new(235, "2.7.0", "Authentication successful");
     }
-    let n = ctx
+    let (client, account) = ctx
         .auth_throttle
-        .record_failure(ip, limits.auth_failure_window.0);
-    tracing::warn!(client = %ip, failures = n, "authentication failed");
+        .record_failure(ip, &user, &limits, Instant::now());
+    tracing::warn!(client = %ip, failures = client, account_failures = account, "authentication failed");
     Reply::new(535, "5.7.8", "Authentication credentials invalid").counted(Rejection::Auth)
 }

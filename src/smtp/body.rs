@@ -1,6 +1,7 @@
 //! Pure receivers for message content: [`DataReceiver`] for `DATA` (dot-unstuffing, end only on
 //! `CRLF.CRLF`) and [`ChunkReceiver`] for `BDAT`. Both flag bare LF / bare CR (SMTP smuggling)
-//! and stop storing past the size limit while still consuming input. No I/O; fuzzed.
+//! and NUL bytes, and stop storing past the size limit while still consuming input. No I/O;
+//! fuzzed.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum St {
@@ -26,6 +27,8 @@ pub struct Received {
     pub bare_newline: bool,
     /// The size limit was exceeded; `body` is truncated.
     pub oversize: bool,
+    /// A NUL byte was seen (RFC 5321 §4.1.4 content must not carry one; refused at the door).
+    pub nul: bool,
 }
 
 pub struct DataReceiver {
@@ -45,6 +48,7 @@ impl DataReceiver {
 
     fn push(&mut self, bytes: &[u8]) {
         self.out.size += bytes.len() as u64;
+        self.out.nul |= memchr::memchr(0, bytes).is_some();
         if self.out.oversize || self.out.body.len() + bytes.len() > self.max {
             // Past the limit nothing more is kept; the message will be refused.
             self.out.oversize = true;
@@ -147,6 +151,7 @@ impl ChunkReceiver {
             self.prev_cr = b == b'\r';
         }
         self.out.size += chunk.len() as u64;
+        self.out.nul |= memchr::memchr(0, chunk).is_some();
         if self.out.body.len() + chunk.len() > self.max {
             self.out.oversize = true;
         } else {

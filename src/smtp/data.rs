@@ -7,7 +7,7 @@ use super::policy::{self, Verdict};
 use super::repair::{self, HeaderFacts, Trace};
 use super::reply::{Reply, common};
 use super::state::{Next, SessionState, Step};
-use super::{Context, Role, listpost, returns};
+use super::{Context, Role, listpost, postmaster, returns};
 use crate::config::{Settings, sender_allowed};
 use crate::logging::redact;
 use crate::metrics::Rejection;
@@ -86,6 +86,9 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
         return err;
     }
     let settings = ctx.settings();
+    if let Some(err) = postmaster::refusal(ctx, st, &settings, &tx.recipients, received.size) {
+        return err;
+    }
     if st.role.is_submission() {
         let list_post = tx.list.is_some();
         let checked = content_policy(st, &settings, &tx.sender, received.body, list_post);
@@ -96,6 +99,9 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     }
     let facts = repair::scan(&received.body);
     if let Some(refused) = foreign_from(st, &settings, &facts.from) {
+        return refused;
+    }
+    if let Some(refused) = from_fields(st, &facts, tx.list.is_some()) {
         return refused;
     }
     if facts.received >= MAX_HOPS {
@@ -142,18 +148,34 @@ pub async fn finish(ctx: &Context, st: &mut SessionState, mut received: Received
     queue(ctx, st, &settings, id, msg).await
 }
 
-/// A user's `senders` bind the From field as well as the envelope (DESIGN §3): an address in
-/// From that the user may not use is refused.
+/// More than one From field (RFC 5322 §3.6 allows one): readers differ in which they show, so
+/// such a message is refused on submission (users and trusted networks alike) and when posted
+/// to a list from outside; other inbound mail (reports and returns from the world, read here
+/// and never passed on) is taken as it comes.
+fn from_fields(st: &SessionState, facts: &HeaderFacts, list_post: bool) -> Option<Reply> {
+    if facts.from_fields <= 1 || !(st.role.is_submission() || list_post) {
+        return None;
+    }
+    tracing::info!(client = %st.peer.ip(), fields = facts.from_fields, "refused message with more than one From field");
+    let text = "Message has more than one From field";
+    Some(Reply::new(550, "5.6.0", text).counted(Rejection::Sender))
+}
+
+/// A user's `senders` bind the From and Sender fields as well as the envelope (DESIGN §3): a
+/// mailbox in any From or Sender field that the user may not use is refused.
 fn foreign_from(st: &SessionState, settings: &Settings, from: &[String]) -> Option<Reply> {
     let user = settings.user(st.user.as_deref()?)?;
     let bad = from.iter().find(|a| !sender_allowed(user, a))?;
     tracing::info!(client = %st.peer.ip(), user = %user.name, "refused a From address the user may not use");
-    let text = format!("From address {bad} not allowed for user {}", user.name);
+    let text = format!(
+        "From or Sender address {bad} not allowed for user {}",
+        user.name
+    );
     Some(Reply::new(550, "5.7.1", text).counted(Rejection::Sender))
 }
 
 /// Why content that has been read completely cannot be taken: a refused BDAT chunk, bare
-/// LF or CR (smuggling), or too much of it.
+/// LF or CR (smuggling), NUL bytes (passed on raw they break receivers), or too much of it.
 fn refusal(st: &SessionState, chunk_error: Option<Reply>, received: &Received) -> Option<Reply> {
     if chunk_error.is_some() {
         return chunk_error;
@@ -162,6 +184,11 @@ fn refusal(st: &SessionState, chunk_error: Option<Reply>, received: &Received) -
         tracing::info!(client = %st.peer.ip(), "refused message with bare LF or CR");
         let text = "Message contains bare LF or CR; lines must end with CRLF";
         return Some(Reply::new(550, "5.6.0", text).counted(Rejection::BareNewline));
+    }
+    if received.nul {
+        tracing::info!(client = %st.peer.ip(), "refused message with NUL bytes");
+        let text = "Message contains NUL bytes";
+        return Some(Reply::new(550, "5.6.0", text).counted(Rejection::Nul));
     }
     received.oversize.then(size_error)
 }

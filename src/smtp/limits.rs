@@ -1,12 +1,8 @@
-//! Connection limits (total and per client IP) and the AUTH failure throttle per client IP.
+//! Connection limits (total and per client IP). The AUTH throttle is `auth_throttle`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
-
-/// Upper bound on tracked IPs, so a flood of addresses cannot grow memory without limit.
-const MAX_TRACKED: usize = 100_000;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -77,44 +73,6 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Counts failed AUTH attempts per client IP within a window.
-#[derive(Clone, Default)]
-pub struct AuthThrottle {
-    failures: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
-}
-
-impl AuthThrottle {
-    /// True when `ip` has reached `max` failures within `window`.
-    pub fn blocked(&self, ip: IpAddr, max: u32, window: Duration) -> bool {
-        let mut f = lock(&self.failures);
-        match f.get(&ip) {
-            Some(&(n, since)) if since.elapsed() < window => n >= max,
-            Some(_) => {
-                f.remove(&ip);
-                false
-            }
-            None => false,
-        }
-    }
-
-    /// Records one failure; returns the count within the current window.
-    pub fn record_failure(&self, ip: IpAddr, window: Duration) -> u32 {
-        let mut f = lock(&self.failures);
-        if f.len() >= MAX_TRACKED {
-            f.retain(|_, (_, since)| since.elapsed() < window);
-            if f.len() >= MAX_TRACKED {
-                f.clear();
-            }
-        }
-        let entry = f.entry(ip).or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= window {
-            *entry = (0, Instant::now());
-        }
-        entry.0 += 1;
-        entry.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,18 +93,5 @@ mod tests {
         assert!(l.admit(a, 3, 2).is_ok());
         drop((g2, g3));
         assert_eq!(l.open(), 0);
-    }
-
-    #[test]
-    fn auth_throttle() {
-        let t = AuthThrottle::default();
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        let w = Duration::from_secs(60);
-        assert!(!t.blocked(ip, 2, w));
-        t.record_failure(ip, w);
-        assert!(!t.blocked(ip, 2, w));
-        t.record_failure(ip, w);
-        assert!(t.blocked(ip, 2, w));
-        assert!(!t.blocked(ip, 2, Duration::ZERO));
     }
 }

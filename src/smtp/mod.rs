@@ -7,6 +7,7 @@
 
 pub mod address;
 mod auth;
+mod auth_throttle;
 pub mod body;
 pub mod command;
 mod data;
@@ -16,6 +17,7 @@ mod listener;
 mod listpost;
 mod mail;
 pub mod policy;
+mod postmaster;
 mod rcpt;
 pub mod repair;
 pub mod reply;
@@ -26,7 +28,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use limits::{AuthThrottle, ConnLimiter};
+pub use auth_throttle::AuthThrottle;
+pub use limits::ConnLimiter;
 pub use listener::serve;
 
 use crate::config::Settings;
@@ -72,6 +75,8 @@ pub struct Context {
     pub verp_key: [u8; 32],
     pub tls: tokio_rustls::TlsAcceptor,
     pub auth_throttle: AuthThrottle,
+    /// Inbound mail to `postmaster@` per client address (`limits.postmaster_rate`).
+    pub postmaster: postmaster::PostmasterLimiter,
     /// Bounds concurrent argon2 verifications (CPU and memory heavy) off the async workers.
     pub auth_slots: Semaphore,
     pub conns: ConnLimiter,
@@ -104,6 +109,7 @@ impl Context {
             verp_key: p.verp_key,
             tls: p.tls,
             auth_throttle: AuthThrottle::default(),
+            postmaster: postmaster::PostmasterLimiter::default(),
             auth_slots: Semaphore::new(2),
             conns: ConnLimiter::default(),
             draining: CancellationToken::new(),

@@ -11,22 +11,28 @@ pub struct HeaderFacts {
     pub message_id: Option<String>,
     /// Received fields: the hops the message has made (loop detection).
     pub received: usize,
-    /// The addresses of the From field, lower-cased (held to a user's `senders`).
+    /// The addresses of every From and Sender field, lower-cased (each is held to a user's
+    /// `senders`: a reader may be shown any of them).
     pub from: Vec<String>,
+    /// How many From fields there are (RFC 5322 §3.6 allows exactly one).
+    pub from_fields: usize,
 }
 
 /// What the header section (`mail::header`'s one rule) says about trace, repairs and From.
 pub fn scan(msg: &[u8]) -> HeaderFacts {
     let mut facts = HeaderFacts::default();
-    let mut seen_from = false;
     for field in header::fields(msg) {
         if field.is("date") {
             facts.has_date = true;
         } else if field.is("received") {
             facts.received += 1;
-        } else if field.is("from") && !seen_from {
-            seen_from = true;
-            facts.from = mailboxes(&field.value());
+        } else if field.is("from") || field.is("sender") {
+            facts.from_fields += usize::from(field.is("from"));
+            for a in mailboxes(&field.value()) {
+                if !facts.from.contains(&a) {
+                    facts.from.push(a);
+                }
+            }
         } else if field.is("message-id") && facts.message_id.is_none() {
             facts.message_id = Some(field.value().chars().take(998).collect());
         }
@@ -94,6 +100,7 @@ mod tests {
                 message_id: Some("<x@y>".into()),
                 received: 2,
                 from: vec!["a@b.org".into()],
+                from_fields: 1,
             }
         );
         assert_eq!(scan(b"Subject: hi\n\nbody"), HeaderFacts::default());
@@ -145,6 +152,47 @@ mod tests {
         ];
         for (msg, want) in table {
             assert_eq!(scan(msg).from, want, "{}", String::from_utf8_lossy(msg));
+        }
+    }
+
+    /// Fixed (issue 13): only the first From was read, so `From: bob` then `From: alice` was
+    /// held to bob's rights alone, and a message with no From but `Sender: alice` not at all.
+    #[test]
+    fn every_from_and_sender_is_seen() {
+        let table: [(&[u8], &[&str], usize); 6] = [
+            (
+                b"From: bob@x.org\r\nFrom: alice@y.org\r\n\r\n",
+                &["bob@x.org", "alice@y.org"],
+                2,
+            ),
+            (b"Sender: Alice <alice@y.org>\r\n\r\n", &["alice@y.org"], 0),
+            (
+                b"From: bob@x.org\r\nSender: alice@y.org\r\n\r\n",
+                &["bob@x.org", "alice@y.org"],
+                1,
+            ),
+            (
+                b"From: bob@x.org\r\nfrom: Bob@X.org\r\n\r\n",
+                &["bob@x.org"],
+                2,
+            ),
+            (b"From:\r\n\r\n", &[], 1),
+            // A group is no mailbox-list: its members are still held to the user's senders.
+            (
+                b"From: Team: a@x.org, b@y.org;\r\n\r\n",
+                &["a@x.org", "b@y.org;"],
+                1,
+            ),
+        ];
+        for (msg, want, fields) in table {
+            let facts = scan(msg);
+            assert_eq!(facts.from, want, "{}", String::from_utf8_lossy(msg));
+            assert_eq!(
+                facts.from_fields,
+                fields,
+                "{}",
+                String::from_utf8_lossy(msg)
+            );
         }
     }
 

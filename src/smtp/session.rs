@@ -74,7 +74,11 @@ impl<S: SessionStream> Session<S> {
             return Err(ReadEnd::Stop);
         }
         let line = match self.read_line().await {
-            Err(ReadEnd::TooLong) => return Ok(self.answer(common::line_too_long())),
+            Err(ReadEnd::TooLong) => {
+                // A SASL exchange ends here: the next line is a command, not a credential.
+                self.st.auth = None;
+                return Ok(self.answer(common::line_too_long()));
+            }
             other => other?,
         };
         let step = if self.st.auth.is_some() {

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -88,6 +88,25 @@ impl Client {
     /// Implicit TLS (port 465 style), then the greeting.
     pub async fn connect_tls(addr: SocketAddr, cert_pem: &str) -> Client {
         let tcp = TcpStream::connect(addr).await.expect("connect");
+        Client::tls_over(tcp, cert_pem).await
+    }
+
+    /// Implicit TLS from the local address `source` (any of 127.0.0.0/8 on loopback, so one
+    /// test can be many clients), then the greeting.
+    pub async fn connect_tls_from(addr: SocketAddr, source: IpAddr, cert_pem: &str) -> Client {
+        let socket = match source {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind source");
+        let tcp = socket.connect(addr).await.expect("connect");
+        Client::tls_over(tcp, cert_pem).await
+    }
+
+    async fn tls_over(tcp: TcpStream, cert_pem: &str) -> Client {
         let connector = tokio_rustls::TlsConnector::from(tls_config(cert_pem));
         let tls = connector
             .connect(ServerName::try_from("localhost").unwrap(), tcp)

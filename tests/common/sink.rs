@@ -14,6 +14,8 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone)]
 pub struct Received {
     pub mail_from: String,
+    /// MAIL FROM carried the SMTPUTF8 parameter (RFC 6531).
+    pub smtputf8: bool,
     pub rcpts: Vec<String>,
     pub data: String,
     pub at: Instant,
@@ -61,6 +63,8 @@ pub enum Rule {
     RefuseAll { reply: String },
     /// Do not advertise PIPELINING (the client must then wait for each reply).
     NoPipelining,
+    /// Advertise SMTPUTF8 (RFC 6531); without it the sink offers none.
+    SmtpUtf8,
 }
 
 #[derive(Default)]
@@ -223,6 +227,7 @@ impl Sink {
         let mut r = BufReader::new(r);
         w.write_all(b"220 sink.test ESMTP\r\n").await?;
         let (mut from, mut rcpts) = (String::new(), Vec::new());
+        let mut smtputf8 = false;
         let mut in_mail = false;
         let mut line = String::new();
         loop {
@@ -233,9 +238,11 @@ impl Sink {
             let upper = line.to_ascii_uppercase();
             let reply = if upper.starts_with("EHLO") {
                 let pipelining = !self.has_rule(|r| matches!(r, Rule::NoPipelining));
+                let utf8 = self.has_rule(|r| matches!(r, Rule::SmtpUtf8));
                 format!(
-                    "250-sink.test\r\n{}250-8BITMIME\r\n250 SIZE 100000000\r\n",
-                    if pipelining { "250-PIPELINING\r\n" } else { "" }
+                    "250-sink.test\r\n{}{}250-8BITMIME\r\n250 SIZE 100000000\r\n",
+                    if pipelining { "250-PIPELINING\r\n" } else { "" },
+                    if utf8 { "250-SMTPUTF8\r\n" } else { "" }
                 )
             } else if upper.starts_with("HELO") {
                 "250 sink.test\r\n".into()
@@ -249,6 +256,7 @@ impl Sink {
                     None => {
                         in_mail = true;
                         from = addr(&line);
+                        smtputf8 = upper.contains("> SMTPUTF8");
                         "250 2.1.0 ok\r\n".into()
                     }
                 }
@@ -272,6 +280,7 @@ impl Sink {
                     let mut g = self.inner.lock().unwrap();
                     g.received.push(Received {
                         mail_from: from.clone(),
+                        smtputf8,
                         rcpts: rcpts.clone(),
                         data,
                         at: Instant::now(),

@@ -79,3 +79,21 @@ fn chunks() {
     c.feed(b"abcd");
     assert!(c.finish().oversize);
 }
+
+/// Fixed (issue 13): NUL bytes went through to the store and on to other servers raw.
+#[test]
+fn nul_bytes_are_flagged() {
+    for input in [&b"a\0b\r\n.\r\n"[..], b"\0\r\n.\r\n", b"..\0\r\n.\r\n"] {
+        let (done, got) = data(input);
+        assert!(done.is_some(), "{input:?}");
+        assert!(got.nul, "{input:?}");
+    }
+    assert!(!data(b"a0b\r\n.\r\n").1.nul);
+    let mut c = ChunkReceiver::new(100);
+    c.feed(b"abc\r\n");
+    c.feed(b"x\0");
+    assert!(c.finish().nul);
+    let mut c = ChunkReceiver::new(100);
+    c.feed(b"abc\r\n");
+    assert!(!c.finish().nul);
+}

@@ -10,6 +10,7 @@ mod bdat;
 mod client;
 mod limits;
 mod pipelining;
+mod senders;
 mod starttls;
 mod verbs_auth;
 mod verbs_data;

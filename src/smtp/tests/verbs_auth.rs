@@ -1,5 +1,6 @@
 //! Table tests of AUTH's state steps (`auth::start`, `auth::step`) and of STARTTLS as pure
-//! calls: (state, input) → (reply or credentials to verify, the SASL state after).
+//! calls: (state, input) → (reply or credentials to verify, the SASL state after); and over
+//! the pipe, the end of an exchange at an over-long line.
 
 use super::{Fixture, Given, state};
 use crate::smtp::Role::{Inbound, Submission, Submissions};
@@ -142,4 +143,24 @@ fn the_handshake_forgets_the_plaintext_session() {
     starttls::reset_after_handshake(&mut st);
     assert!(st.tls && st.trusted);
     assert!(st.helo.is_none() && !st.esmtp && st.tx.is_none() && st.auth.is_none());
+}
+
+/// Fixed (issue 13): after `500 line too long` inside AUTH LOGIN the exchange went on, so the
+/// next command was read as a credential. Now it ends and the next line is a command.
+#[tokio::test]
+async fn an_over_long_line_ends_the_auth_exchange() {
+    let env = super::Env::new();
+    let mut c = env.connect(Submissions, false);
+    c.handshake(&env.cert_pem).await.expect("handshake");
+    c.expect_reply("220", "greeting").await;
+    c.expect("EHLO client.test", 250, "").await;
+    let with_user = format!("AUTH LOGIN {}", b64("alice"));
+    for step in ["AUTH LOGIN", with_user.as_str()] {
+        c.expect(step, 334, "").await;
+        c.expect(&"A".repeat(5000), 500, "5.5.2").await;
+        // Read as a username, "NOOP" decodes to bytes that are no UTF-8: 501.
+        c.expect("NOOP", 250, "2.0.0").await;
+    }
+    c.expect("QUIT", 221, "2.0.0").await;
+    c.ended().await;
 }
