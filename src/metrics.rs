@@ -28,10 +28,14 @@ pub enum Rejection {
     Auth,
     /// Someone who may not post to a list.
     ListPost,
+    /// Connections refused at the door (a budget or the per-address cap), and sessions ended
+    /// to make room for a client from a lighter address.
+    Connections,
+    Evicted,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 7] = [
+    const ALL: [Rejection; 9] = [
         Rejection::Policy,
         Rejection::Relay,
         Rejection::Sender,
@@ -39,6 +43,8 @@ impl Rejection {
         Rejection::BareNewline,
         Rejection::Auth,
         Rejection::ListPost,
+        Rejection::Connections,
+        Rejection::Evicted,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -49,6 +55,8 @@ impl Rejection {
             Rejection::BareNewline => "bare_newline",
             Rejection::Auth => "auth",
             Rejection::ListPost => "list_post",
+            Rejection::Connections => "connections",
+            Rejection::Evicted => "evicted",
         }
     }
 }
@@ -66,7 +74,7 @@ pub enum Attempt {
 pub struct Metrics {
     started: Instant,
     accepted: [AtomicU64; 2],
-    rejected: [AtomicU64; 7],
+    rejected: [AtomicU64; 9],
     attempts: [AtomicU64; 3],
     bounces: [AtomicU64; 2],
     complaints: AtomicU64,

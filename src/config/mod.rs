@@ -7,7 +7,10 @@ mod settings;
 mod types;
 mod validate;
 
-pub use human::{ByteSize, HumanDuration, Rate, parse_duration, parse_rate, parse_size};
+pub use human::{
+    ByteRate, ByteSize, HumanDuration, Rate, parse_byte_rate, parse_duration, parse_rate,
+    parse_size,
+};
 pub use policy::CompiledPolicy;
 pub use settings::{Settings, sender_allowed};
 pub use types::*;

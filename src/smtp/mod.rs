@@ -9,6 +9,7 @@ pub mod address;
 mod auth;
 pub mod body;
 pub mod command;
+mod conns;
 mod data;
 mod ehlo;
 mod limits;
@@ -26,7 +27,8 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use limits::{AuthThrottle, ConnLimiter};
+pub use conns::ConnLimiter;
+pub use limits::AuthThrottle;
 pub use listener::serve;
 
 use crate::config::Settings;
