@@ -8,6 +8,7 @@
 # daemon's VmHWM.
 #
 #   bench/slow-clients.sh [--duration SECONDS]     (default 180)
+# BENCH_HERALD=path runs that binary instead of building a release one.
 # Needs python3 and 127.0.0.0/8 on lo (Linux has it). Writes a RESULT line to stdout.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,8 +19,8 @@ while [ $# -gt 0 ]; do
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
-(cd "$ROOT" && cargo build --release --locked -q)
-HERALD=$ROOT/target/release/herald
+if [ -z "${BENCH_HERALD:-}" ]; then (cd "$ROOT" && cargo build --release --locked -q); fi
+HERALD=${BENCH_HERALD:-$ROOT/target/release/herald}
 WORK=$(mktemp -d /tmp/herald-slow.XXXXXX)
 SUB=3825 SUBS=3826 INB=3827 SINK=3828
 ulimit -n 8192
