@@ -24,6 +24,7 @@ HOST = "127.0.0.1"
 verp = []
 stats = {"closed": 0, "longest": 0.0, "words": {}, "open": 0, "refused": 0}
 data_lives = []
+data_open = {}
 
 
 def status(key):
@@ -86,10 +87,14 @@ def dsn(to):
     return time.monotonic() - t0
 
 
+def phase_port(started):
+    return SUB if time.monotonic() - started < DURATION / 2 else INB
+
+
 async def slow(src, started, stop):
-    """One slow client, reconnecting until the end."""
+    """One slow client, reconnecting until the end; at half time it moves to the inbound port."""
     while not stop.is_set():
-        port = SUB if time.monotonic() - started < DURATION / 2 else INB
+        port = phase_port(started)
         try:
             reader, writer = await asyncio.open_connection(HOST, port, local_addr=(src, 0))
         except OSError:
@@ -107,7 +112,7 @@ async def slow(src, started, stop):
             continue
         stats["open"] += 1
         words = None
-        while not stop.is_set():
+        while not stop.is_set() and phase_port(started) == port:
             try:
                 writer.write(b"N")
                 await writer.drain()
@@ -144,6 +149,7 @@ async def data_trickler(src, stop):
             await asyncio.sleep(1)
             continue
         born = time.monotonic()
+        data_open[id(writer)] = born
         while not stop.is_set():
             try:
                 writer.write(b"x")
@@ -156,6 +162,7 @@ async def data_trickler(src, stop):
             except OSError:
                 data_lives.append(time.monotonic() - born)
                 break
+        del data_open[id(writer)]
         writer.close()
 
 
@@ -187,6 +194,7 @@ async def main():
         print(f"{t:6.1f} {sub:10.3f} {ret:9.3f} {stats['open']:9d} {stats['closed']:7d} "
               f"{stats['refused']:7d} {status('VmRSS'):8d}", flush=True)
         await asyncio.sleep(max(0.0, PROBE - sub - ret))
+    oldest_data = max((time.monotonic() - b for b in data_open.values()), default=0.0)
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
     server.close()
@@ -195,7 +203,8 @@ async def main():
     print(f"RESULT worst_submission_s={worst_sub:.3f} worst_dsn_s={worst_dsn:.3f} "
           f"probe_failures={failures} slow_sessions_closed={stats['closed']} "
           f"longest_slow_session_s={stats['longest']:.1f} data_tricklers_ended={len(data_lives)} "
-          f"longest_data_session_s={longest_data:.1f} herald_hwm_kb={status('VmHWM')}", flush=True)
+          f"longest_data_session_s={longest_data:.1f} data_still_open_oldest_s={oldest_data:.1f} "
+          f"herald_hwm_kb={status('VmHWM')}", flush=True)
 
 
 asyncio.run(main())

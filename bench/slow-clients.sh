@@ -2,10 +2,10 @@
 # Issue 13, defect 1: twenty slow clients must not lock anyone out. A release build of Herald
 # with the default [limits]; 20 loopback addresses (127.0.0.2-21) x 50 connections, each
 # sending one byte every 5 s of a command line that never ends (reconnecting when closed):
-# against 587 for the first half of the run, then against 25; five more send DATA a byte at a
-# time. Every 5 s an authenticated submission on 587 and a DSN to a VERP address on 25 are
-# timed to their 250. Prints the latencies over time, the longest slow session, and the
-# daemon's VmHWM.
+# against 587 for the first half of the run, then (dropping those) against 25; five more send
+# DATA a byte at a time on 25. Every 5 s an authenticated submission on 587 and a DSN to a
+# VERP address on 25 are timed to their 250. Prints the latencies over time, the longest slow
+# session, and the daemon's VmHWM.
 #
 #   bench/slow-clients.sh [--duration SECONDS]     (default 180)
 # BENCH_HERALD=path runs that binary instead of building a release one.
