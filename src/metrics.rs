@@ -30,10 +30,14 @@ pub enum Rejection {
     ListPost,
     /// NUL bytes in the content.
     Nul,
+    /// Connections refused at the door (a budget or the per-address cap), and sessions ended
+    /// to make room for a client from a lighter address.
+    Connections,
+    Evicted,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 8] = [
+    const ALL: [Rejection; 10] = [
         Rejection::Policy,
         Rejection::Relay,
         Rejection::Sender,
@@ -42,6 +46,8 @@ impl Rejection {
         Rejection::Auth,
         Rejection::ListPost,
         Rejection::Nul,
+        Rejection::Connections,
+        Rejection::Evicted,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -53,6 +59,8 @@ impl Rejection {
             Rejection::Auth => "auth",
             Rejection::ListPost => "list_post",
             Rejection::Nul => "nul",
+            Rejection::Connections => "connections",
+            Rejection::Evicted => "evicted",
         }
     }
 }
@@ -70,7 +78,7 @@ pub enum Attempt {
 pub struct Metrics {
     started: Instant,
     accepted: [AtomicU64; 2],
-    rejected: [AtomicU64; 8],
+    rejected: [AtomicU64; 10],
     attempts: [AtomicU64; 3],
     bounces: [AtomicU64; 2],
     complaints: AtomicU64,

@@ -1,4 +1,5 @@
-//! Human-readable sizes (`"25MiB"`), durations (`"5m"`, `"5d"`) and rates (`"600/min"`).
+//! Human-readable sizes (`"25MiB"`), durations (`"5m"`, `"5d"`), rates (`"600/min"`) and
+//! byte rates (`"500B/s"`).
 //!
 //! Pure parsing, used by the typed config; each type round-trips through its string form.
 
@@ -19,6 +20,25 @@ pub struct HumanDuration(pub Duration);
 pub struct Rate {
     pub count: u32,
     pub per: Duration,
+}
+
+/// Bytes per second written as a size per second: `"500B/s"`, `"1KiB/s"`, `"2MB/sec"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRate(pub u64);
+
+pub fn parse_byte_rate(s: &str) -> Result<u64, String> {
+    let size = s
+        .trim()
+        .strip_suffix("/s")
+        .or_else(|| s.trim().strip_suffix("/sec"))
+        .ok_or_else(|| {
+            format!("invalid byte rate {s:?}: expected a size per second like \"500B/s\"")
+        })?;
+    match parse_size(size) {
+        Ok(0) => Err(format!("invalid byte rate {s:?}: must be at least 1B/s")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("invalid byte rate {s:?}: {e}")),
+    }
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -121,6 +141,12 @@ impl fmt::Display for ByteSize {
     }
 }
 
+impl fmt::Display for ByteRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/s", ByteSize(self.0))
+    }
+}
+
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&format_duration(self.0))
@@ -169,6 +195,15 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+impl<'de> Deserialize<'de> for ByteRate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_byte_rate(&s)
+            .map(ByteRate)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -185,7 +220,7 @@ macro_rules! serialize_as_display {
         }
     )*};
 }
-serialize_as_display!(ByteSize, HumanDuration, Rate);
+serialize_as_display!(ByteSize, ByteRate, HumanDuration, Rate);
 
 #[cfg(test)]
 mod tests {
@@ -238,6 +273,25 @@ mod tests {
         assert!(parse_rate("0/min").is_err());
         assert!(parse_rate("600").is_err());
         assert!(parse_rate("5/fortnight").is_err());
+    }
+
+    #[test]
+    fn byte_rates() {
+        let table = [
+            ("500B/s", Some(500)),
+            ("1KiB/s", Some(1024)),
+            ("2MB/sec", Some(2_000_000)),
+            ("500", None),
+            ("0B/s", None),
+            ("fast/s", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(parse_byte_rate(input).ok(), want, "{input}");
+        }
+        for s in ["500B/s", "1KiB/s"] {
+            let r = ByteRate(parse_byte_rate(s).unwrap_or(0));
+            assert_eq!(r.to_string(), s);
+        }
     }
 
     #[test]

@@ -8,7 +8,10 @@ mod settings;
 mod types;
 mod validate;
 
-pub use human::{ByteSize, HumanDuration, Rate, parse_duration, parse_rate, parse_size};
+pub use human::{
+    ByteRate, ByteSize, HumanDuration, Rate, parse_byte_rate, parse_duration, parse_rate,
+    parse_size,
+};
 pub use origin::{is_origin, origin_of, signup_origins};
 pub use policy::CompiledPolicy;
 pub use settings::{Settings, sender_allowed};

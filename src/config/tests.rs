@@ -181,3 +181,29 @@ fn auth_and_postmaster_limits() {
         assert_eq!(e.key, key, "{toml}: {e}");
     }
 }
+
+#[test]
+fn connection_budgets_parse_and_are_checked() {
+    let f = write(
+        "[limits]\nconnections_per_listener = 200\nsubmission_reserve = 20\n\
+         data_min_rate = \"1KiB/s\"\nstress_timeout = \"5s\"\nmax_idle_commands = 7\n",
+    );
+    let c = load(Some(f.path()))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let l = &c.limits;
+    assert_eq!(
+        (l.connections_per_listener, l.submission_reserve),
+        (200, 20)
+    );
+    assert_eq!((l.data_min_rate.0, l.stress_timeout.0.as_secs()), (1024, 5));
+    assert_eq!(l.max_idle_commands, 7);
+
+    let e = load_err("[limits]\nconnections_per_listener = 10\nsubmission_reserve = 10\n");
+    assert_eq!(e.key, "limits.submission_reserve");
+    let e = load_err("[limits]\ndata_min_rate = \"500\"\n");
+    assert_eq!(e.key, "limits.data_min_rate");
+    assert!(e.reason.contains("size per second"), "{e}");
+    let e = load_err("[limits]\nmax_idle_commands = 0\n");
+    assert_eq!(e.key, "limits.max_idle_commands");
+}

@@ -1,6 +1,6 @@
 //! The typed configuration (DESIGN §3) and its embedded defaults.
 
-use super::human::{ByteSize, HumanDuration, Rate};
+use super::human::{ByteRate, ByteSize, HumanDuration, Rate};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -144,14 +144,30 @@ fn default_category() -> Category {
 pub struct Limits {
     pub max_message_size: ByteSize,
     pub max_recipients: usize,
+    /// Over every SMTP listener together.
     pub max_connections: usize,
+    /// Each SMTP listener's own budget (587, 465 and 25 apiece).
+    pub connections_per_listener: usize,
+    /// Slots of each submission listener only authenticated (or trusted) sessions may use.
+    pub submission_reserve: usize,
+    /// Per client address (IPv6: per /64) over every SMTP listener; trusted networks exempt.
     pub max_connections_per_ip: usize,
     pub max_auth_failures: u32,
     pub auth_failure_window: HumanDuration,
     pub max_line_length: usize,
     pub max_errors: u32,
+    /// Commands that do nothing (NOOP, RSET, HELP, VRFY, unknown) per session; reset by each
+    /// accepted message.
+    pub max_idle_commands: u32,
+    /// Waiting for a command, and then the whole command line from its first byte.
     pub command_timeout: HumanDuration,
+    /// A message's content (DATA, or BDAT from its first chunk): this plus its size at
+    /// `data_min_rate`.
     pub data_timeout: HumanDuration,
+    pub data_min_rate: ByteRate,
+    /// Replaces both timeouts for unauthenticated sessions while their listener holds three
+    /// quarters of its budget or more (Postfix's `${stress?{10}:{300}}s`).
+    pub stress_timeout: HumanDuration,
     pub tls_handshake_timeout: HumanDuration,
     pub shutdown_grace: HumanDuration,
     /// Failed AUTH attempts on one account name (known or not) from any address within
@@ -270,14 +286,19 @@ impl Default for Config {
             limits: Limits {
                 max_message_size: ByteSize(25 << 20),
                 max_recipients: 1000,
-                max_connections: 1000,
+                max_connections: 3000,
+                connections_per_listener: 1000,
+                submission_reserve: 100,
                 max_connections_per_ip: 50,
                 max_auth_failures: 5,
                 auth_failure_window: mins(15),
                 max_line_length: 4096,
                 max_errors: 20,
+                max_idle_commands: 100,
                 command_timeout: mins(5),
                 data_timeout: mins(10),
+                data_min_rate: ByteRate(500),
+                stress_timeout: HumanDuration(Duration::from_secs(10)),
                 tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
                 shutdown_grace: HumanDuration(Duration::from_secs(30)),
                 max_auth_failures_per_account: 10,

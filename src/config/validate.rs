@@ -114,10 +114,24 @@ fn validate_limits(config: &Config) -> Result<(), Problem> {
         ("limits.max_recipients", l.max_recipients),
         ("limits.max_connections", l.max_connections),
         ("limits.max_connections_per_ip", l.max_connections_per_ip),
+        (
+            "limits.connections_per_listener",
+            l.connections_per_listener,
+        ),
+        ("limits.max_idle_commands", l.max_idle_commands as usize),
     ] {
         if value == 0 {
             return Err(problem(key, "must be at least 1"));
         }
+    }
+    if l.submission_reserve >= l.connections_per_listener {
+        return Err(problem(
+            "limits.submission_reserve",
+            "must be smaller than limits.connections_per_listener",
+        ));
+    }
+    if l.stress_timeout.0.is_zero() {
+        return Err(problem("limits.stress_timeout", "must be longer than zero"));
     }
     let h = &config.http;
     if h.max_connections == 0 {

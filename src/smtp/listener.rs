@@ -1,10 +1,11 @@
-//! Accept loop for one listening socket: connection limits, implicit TLS for 465, and one
-//! session task per connection, all tracked for shutdown.
+//! Accept loop for one listening socket: connection budgets (`conns.rs`), implicit TLS for
+//! 465, and one session task per connection, all tracked for shutdown.
 
-use super::limits::Refusal;
+use super::conns::{Budget, Refusal, Slot};
 use super::session::Session;
 use super::state::SessionState;
 use super::{Context, Role};
+use crate::metrics::Rejection;
 use crate::net::{Conn, SessionStream};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,29 +37,28 @@ pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker
         };
         let _ = tcp.set_nodelay(true);
         let settings = ctx.settings();
-        let limits = &settings.config.limits;
         // Like Postfix's smtpd_client_event_limit_exceptions: trusted networks are exempt from
-        // the per-IP cap (they are the local applications); the total cap still holds.
+        // the per-address cap (they are the local applications); the budgets still hold.
         let trusted = settings
             .config
             .trusted_networks
             .iter()
             .any(|n| n.contains(&peer.ip()));
-        let per_ip = if trusted {
-            limits.max_connections
-        } else {
-            limits.max_connections_per_ip
-        };
-        match ctx.conns.admit(peer.ip(), limits.max_connections, per_ip) {
-            Ok(guard) => {
+        let budget = Budget::of(&settings.config.limits);
+        match ctx.conns.admit(role, peer.ip(), trusted, budget) {
+            Ok(admitted) => {
+                if admitted.evicted {
+                    tracing::info!(%peer, listener = role.name(), "evicted a session of a heavier address");
+                }
                 let ctx = ctx.clone();
-                tracker.spawn(async move {
-                    let _guard = guard;
-                    handle(ctx, role, tcp, peer, trusted).await;
-                });
+                tracker.spawn(handle(ctx, role, tcp, peer, trusted, admitted.slot));
             }
             Err(why) => {
-                if refusing.load(Ordering::Relaxed) >= MAX_REFUSALS_IN_FLIGHT {
+                ctx.metrics.rejected(Rejection::Connections);
+                // On 465 a plain-text 421 would be garbage inside TLS: just close.
+                if role == Role::Submissions
+                    || refusing.load(Ordering::Relaxed) >= MAX_REFUSALS_IN_FLIGHT
+                {
                     continue;
                 }
                 refusing.fetch_add(1, Ordering::Relaxed);
@@ -74,8 +74,12 @@ pub async fn serve(ctx: Arc<Context>, role: Role, listener: TcpListener, tracker
 
 async fn refuse(mut tcp: TcpStream, why: Refusal) {
     let text: &[u8] = match why {
-        Refusal::Total => b"421 4.7.0 Too many connections, try again later\r\n",
-        Refusal::PerIp => b"421 4.7.0 Too many connections from your address, try again later\r\n",
+        Refusal::Total | Refusal::Listener => {
+            b"421 4.7.0 Too many connections, try again later\r\n"
+        }
+        Refusal::PerAddress => {
+            b"421 4.7.0 Too many connections from your address, try again later\r\n"
+        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = tcp.write_all(text).await;
@@ -84,25 +88,31 @@ async fn refuse(mut tcp: TcpStream, why: Refusal) {
     .await;
 }
 
-/// Runs one session on an accepted stream: on 465 the TLS handshake comes first (a failed or
-/// slow one ends the connection unanswered). The daemon passes TCP streams; the in-process
-/// tests pass `tokio::io::duplex` pipes through the same path.
+/// Runs one session on an accepted stream in its `slot`: on 465 the TLS handshake comes first
+/// (a failed, slow or evicted one ends the connection unanswered). The daemon passes TCP
+/// streams; the in-process tests pass `tokio::io::duplex` pipes through the same path.
 pub(super) async fn handle<S: SessionStream>(
     ctx: Arc<Context>,
     role: Role,
     stream: S,
     peer: SocketAddr,
     trusted: bool,
+    slot: Slot,
 ) {
     let settings = ctx.settings();
     let trusted = trusted && role.is_submission();
     let mut conn = Conn::Plain(stream);
     if role == Role::Submissions {
         let limit = settings.config.limits.tls_handshake_timeout.0;
-        if !conn.accept_tls(&ctx.tls, limit).await {
+        let evicted = slot.evicted().clone();
+        let shaken = tokio::select! {
+            ok = conn.accept_tls(&ctx.tls, limit) => ok,
+            _ = evicted.cancelled() => false,
+        };
+        if !shaken {
             return;
         }
     }
     let state = SessionState::new(role, peer, conn.is_tls(), trusted);
-    Session::new(ctx, conn, state).run().await;
+    Session::new(ctx, conn, state, slot).run().await;
 }

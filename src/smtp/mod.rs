@@ -10,9 +10,9 @@ mod auth;
 mod auth_throttle;
 pub mod body;
 pub mod command;
+mod conns;
 mod data;
 mod ehlo;
-mod limits;
 mod listener;
 mod listpost;
 mod mail;
@@ -29,7 +29,7 @@ mod state;
 mod tests;
 
 pub use auth_throttle::AuthThrottle;
-pub use limits::ConnLimiter;
+pub use conns::ConnLimiter;
 pub use listener::serve;
 
 use crate::config::Settings;

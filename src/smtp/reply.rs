@@ -67,9 +67,10 @@ impl Reply {
     }
 }
 
-/// Replies used from more than one place.
+/// Replies used from more than one place, and the session's own.
 pub mod common {
-    use super::Reply;
+    use super::{Rejection, Reply};
+    use crate::smtp::command::ParseError;
 
     pub fn bad_sequence(text: &str) -> Reply {
         Reply::new(503, "5.5.1", text)
@@ -80,6 +81,13 @@ pub mod common {
     pub fn timeout() -> Reply {
         Reply::new(421, "4.4.2", "Timeout, closing connection")
     }
+    pub fn evicted() -> Reply {
+        Reply::new(421, "4.7.0", "Too many connections, closing this one")
+            .counted(Rejection::Evicted)
+    }
+    pub fn too_many_idle_commands() -> Reply {
+        Reply::new(421, "4.7.0", "Too many commands without mail, closing")
+    }
     pub fn line_too_long() -> Reply {
         Reply::new(500, "5.5.2", "Line too long")
     }
@@ -88,6 +96,18 @@ pub mod common {
     }
     pub fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, try again later")
+    }
+    /// The answer to a line that is not a command.
+    pub fn parse_error(e: ParseError) -> Reply {
+        match e {
+            ParseError::Unknown => Reply::new(500, "5.5.1", "Command unrecognized"),
+            ParseError::Garbled => {
+                Reply::new(500, "5.5.2", "Syntax error: invalid characters in command")
+            }
+            ParseError::Syntax(text) => Reply::new(501, "5.5.4", text),
+            ParseError::Path(p) => Reply::new(501, "5.1.3", p.text()),
+            ParseError::NullRecipient => Reply::new(501, "5.1.3", "Null recipient not allowed"),
+        }
     }
 }
 

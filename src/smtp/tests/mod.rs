@@ -8,6 +8,7 @@
 
 mod bdat;
 mod client;
+mod deadlines;
 mod limits;
 mod pipelining;
 mod senders;
@@ -19,6 +20,7 @@ mod verbs_rcpt;
 
 pub(super) use client::{Client, Reply};
 
+use super::conns::{Budget, Refusal};
 use super::state::{SessionState, Transaction};
 use super::{Context, Role, listener};
 use crate::config::{Config, List, ListKind, Settings, User};
@@ -189,17 +191,31 @@ impl Env {
 
     /// A new connection on `role`'s listener, started as the listener starts one.
     pub fn connect(&self, role: Role, trusted: bool) -> Client {
+        let peer = PEER.parse().expect("peer");
+        self.connect_from(role, peer, trusted).expect("admitted")
+    }
+
+    /// A new connection from `peer`, admitted (or refused) by the connection budgets as the
+    /// listener admits one.
+    pub fn connect_from(
+        &self,
+        role: Role,
+        peer: SocketAddr,
+        trusted: bool,
+    ) -> Result<Client, Refusal> {
+        let budget = Budget::of(&self.ctx.settings().config.limits);
+        let admitted = self.ctx.conns.admit(role, peer.ip(), trusted, budget)?;
         let (ours, theirs) = tokio::io::duplex(1 << 20);
         let (server, writes) = client::Recorder::new(theirs);
-        let peer = PEER.parse().expect("peer");
         let session = tokio::spawn(listener::handle(
             self.ctx.clone(),
             role,
             server,
             peer,
             trusted,
+            admitted.slot,
         ));
-        Client::new(ours, writes, session)
+        Ok(Client::new(ours, writes, session))
     }
 
     /// What `on_queued` was told, in order.
