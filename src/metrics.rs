@@ -175,11 +175,12 @@ impl Metrics {
             },
             queue,
             domains,
+            storage: Default::default(),
         }
     }
 }
 
-/// The snapshot of a running daemon: its counters, its queue, its configured domains.
+/// The snapshot of a running daemon: counters, queue, storage, configured domains.
 /// Counting the queue walks its trees, so that runs on a blocking thread.
 pub async fn current(
     metrics: Arc<Metrics>,
@@ -205,7 +206,8 @@ pub async fn current(
                 (domain.clone(), per_minute)
             })
             .collect();
-        Ok(metrics.snapshot(queue, &rates))
+        let (storage, s) = (store.storage(), metrics.snapshot(queue, &rates));
+        Ok(Snapshot { storage, ..s })
     })
     .await
     .map_err(|e| e.to_string())?
@@ -259,6 +261,8 @@ pub struct Snapshot {
     pub unsubscribes: Unsubscribes,
     pub queue: QueueGauges,
     pub domains: Vec<DomainState>,
+    #[serde(default)]
+    pub storage: crate::store::Storage,
 }
 
 /// One metric family: its HELP and TYPE lines, then its samples (`labels`, value).
@@ -316,6 +320,10 @@ pub fn prometheus(s: &Snapshot) -> String {
             s.domains.iter().map(|d| (label("domain", &d.domain), d.rate_per_minute)).collect()),
         ("herald_domain_slowdown", "gauge", "Adaptive back-off of domains with a configured rate (halvings).",
             s.domains.iter().map(|d| (label("domain", &d.domain), f64::from(d.slowdown))).collect()),
+        ("herald_storage_ok", "gauge", "1 while new mail is accepted.", one(u64::from(s.storage.ok()))),
+        ("herald_storage_free_bytes", "gauge", "Free bytes on data_dir's file system.", one(s.storage.free.unwrap_or(0))),
+        ("herald_storage_min_free_bytes", "gauge", "The floor, limits.min_free_space.", one(s.storage.floor)),
+        ("herald_storage_reopens_total", "counter", "Reopens of the database after failed writes.", one(s.storage.reopened)),
         ("herald_uptime_seconds", "gauge", "Seconds since the daemon started.", one(s.uptime_seconds)),
     ];
     for (name, kind, help, samples) in &families {

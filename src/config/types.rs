@@ -154,6 +154,9 @@ pub struct Limits {
     pub data_timeout: HumanDuration,
     pub tls_handshake_timeout: HumanDuration,
     pub shutdown_grace: HumanDuration,
+    /// Below this much free space on `data_dir`'s file system, new mail gets `452 4.3.1` and
+    /// `/healthz` answers 503 (like Postfix's `queue_minfree`); `"0"` turns the floor off.
+    pub min_free_space: ByteSize,
 }
 
 /// Bounds on the web listener (DESIGN §16), like `limits` for SMTP.
@@ -266,6 +269,7 @@ impl Default for Config {
                 data_timeout: mins(10),
                 tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
                 shutdown_grace: HumanDuration(Duration::from_secs(30)),
+                min_free_space: ByteSize(1 << 30),
             },
             http: Http {
                 max_connections: 256,

@@ -76,7 +76,7 @@ impl Web {
 
 pub fn router(web: Arc<Web>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/subscribe/{list}", axum::routing::post(subscribe))
         .route("/confirm/{token}", get(confirm_page).post(confirm))
@@ -112,6 +112,15 @@ fn not_found() -> Response {
             "This link is not valid. Nothing was changed.",
         ),
     )
+}
+
+/// `GET /healthz`: `ok`, or 503 with the reason new mail is refused (free space below
+/// `limits.min_free_space`, a failed write).
+async fn healthz(State(web): State<Arc<Web>>) -> Response {
+    match web.store.refusal() {
+        None => "ok\n".into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
 }
 
 /// `GET /metrics`: aggregate counters and gauges in Prometheus text (no addresses).
@@ -184,6 +193,16 @@ async fn subscribe(
             )),
         )
             .into_response();
+    }
+    if web.store.refusal().is_some() {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::error(
+                "Please try again later",
+                "We cannot take sign-ups right now: our server is short of disk space. \
+                 Nothing was changed.",
+            ),
+        );
     }
     let ip = Some(peer.ip().to_string());
     match consent::sign_up(
