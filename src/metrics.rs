@@ -180,15 +180,17 @@ impl Metrics {
     }
 }
 
-/// The snapshot of a running daemon: counters, queue, storage, configured domains.
-/// Counting the queue walks its trees, so that runs on a blocking thread.
+/// The daemon's snapshot; the queue (counted on a blocking thread) is 0 if unreadable (full disk).
 pub async fn current(
     metrics: Arc<Metrics>,
     store: crate::store::Store,
     settings: Arc<crate::config::Settings>,
 ) -> Result<Snapshot, String> {
     tokio::task::spawn_blocking(move || {
-        let (messages, deliveries, oldest) = store.queue_gauges().map_err(|e| e.to_string())?;
+        let (messages, deliveries, oldest) = store.queue_gauges().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "metrics: cannot count the queue; showing 0");
+            (0, 0, None)
+        });
         let now = crate::store::now_secs();
         let queue = QueueGauges {
             messages,

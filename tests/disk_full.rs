@@ -76,6 +76,7 @@ fn body(n: usize, kb: usize) -> String {
 /// Three clients submitting in a loop until `stop`.
 fn clients(
     d: &Daemon,
+    kbs: [usize; 3],
     stop: &Arc<AtomicBool>,
     seen: &Arc<Mutex<Seen>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -88,7 +89,7 @@ fn clients(
                 let mut n = 0;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
-                    let kb = if c == 0 { 40 } else { 2 };
+                    let kb = kbs[c];
                     let r = client
                         .send_mail(
                             "alice@example.org",
@@ -176,26 +177,52 @@ async fn scrape(d: &Daemon) -> String {
     body
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn full_disk_refuses_with_452_keeps_what_was_acknowledged_and_recovers_in_place() {
+/// A daemon whose `data_dir` is a fresh 64 MiB tmpfs, with `limits.min_free_space = floor`,
+/// holding all mail in the queue (its relay refuses connections); `None` when mounting is not
+/// permitted (a skip, or a failure under `HERALD_REQUIRE_TOOLS=1`). The daemon goes first when
+/// the pair is dropped, then the mount.
+fn on_tmpfs(floor: &str, extra: &str) -> Option<(Tmpfs, Daemon)> {
     let dir = tempfile::tempdir().unwrap();
-    let Some(_tmpfs) = Tmpfs::mount(&dir.path().join("data"), "64m") else {
-        return;
-    };
+    let tmpfs = Tmpfs::mount(&dir.path().join("data"), "64m")?;
     let (cert, key) = make_cert();
     std::fs::write(dir.path().join("cert.pem"), &cert).unwrap();
     std::fs::write(dir.path().join("key.pem"), &key).unwrap();
     let config = dir.path().join("herald.toml");
-    let extra = format!("{}\n[limits]\nmin_free_space = \"8MiB\"\n", hold());
+    let extra = format!(
+        "{extra}{}\n[limits]\nmin_free_space = \"{floor}\"\n",
+        hold()
+    );
     std::fs::write(&config, base_config(dir.path(), &extra)).unwrap();
-    let mut d = Daemon::start_with(dir, config, cert);
+    Some((tmpfs, Daemon::start_with(dir, config, cert)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_disk_refuses_with_452_keeps_what_was_acknowledged_and_recovers_in_place() {
+    // One client's bodies go to the spool, the others' stay in sled.
+    fill_while_submitting("8MiB", [40, 2, 2]).await;
+}
+
+/// With the floor off nothing refuses before the disk is full: every write that fails (sled's
+/// log) trips the refusal, and sled, poisoned by its ENOSPC, must be reopened in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disk_filled_past_the_floor_fails_writes_with_452_and_is_reopened_in_place() {
+    let reopens = fill_while_submitting("0", [2, 2, 2]).await;
+    assert!(reopens.is_none_or(|n| n >= 1.0), "reopens: {reopens:?}");
+}
+
+/// Three clients submit; the disk is filled to ENOSPC; refusals must be `452 4.3.1` and
+/// `/healthz` 503; the file is deleted; a `250` must come within 10 s; nothing acknowledged
+/// may be missing from the queue, before or after a restart. The reopens counted, or `None`
+/// when the test was skipped.
+async fn fill_while_submitting(floor: &str, kbs: [usize; 3]) -> Option<f64> {
+    let (_tmpfs, mut d) = on_tmpfs(floor, "")?;
     assert_eq!(healthz(&d).await.0, 200);
 
     let (stop, seen) = (
         Arc::new(AtomicBool::new(false)),
         Arc::new(Mutex::new(Seen::default())),
     );
-    let tasks = clients(&d, &stop, &seen);
+    let tasks = clients(&d, kbs, &stop, &seen);
     poll::until("a few acknowledged", Duration::from_secs(20), || {
         seen.lock().unwrap().acked.len() >= 10
     })
@@ -250,7 +277,8 @@ async fn full_disk_refuses_with_452_keeps_what_was_acknowledged_and_recovers_in_
     }
     let m = scrape(&d).await;
     assert_eq!(metric(&m, "herald_storage_ok"), Some(1.0), "{m}");
-    eprintln!("reopens: {:?}", metric(&m, "herald_storage_reopens_total"));
+    let reopens = metric(&m, "herald_storage_reopens_total").unwrap();
+    eprintln!("reopens: {reopens}");
 
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     eprintln!(
@@ -291,10 +319,84 @@ async fn full_disk_refuses_with_452_keeps_what_was_acknowledged_and_recovers_in_
         .send_mail("alice@example.org", &["held@remote.test"], &body(1, 2))
         .await;
     assert_eq!(r.code, 250, "{r:?}");
+    Some(reopens)
 }
 
 /// Runs a future to completion from inside a poll's closure (the test's runtime has worker
 /// threads to spare).
 fn futures_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+/// Below the floor but not full: the floor alone refuses (nothing fails, nothing is
+/// reopened), sign-ups get 503 and admin commands that add data an error naming the
+/// condition; deleting the file brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn below_the_floor_new_mail_sign_ups_and_admin_writes_are_refused_until_space_returns() {
+    let extra = format!("{}{}", config::news_list(), config::UNSUBSCRIBE_BASE);
+    let Some((_tmpfs, d)) = on_tmpfs("24MiB", &extra) else {
+        return;
+    };
+    let mut c = d.alice().await;
+    let r = c
+        .send_mail("alice@example.org", &["held@remote.test"], &body(1, 2))
+        .await;
+    let before = queued_id(&r);
+    // 64 MiB less the database and this: about 10 MiB stay free, under the 24 MiB floor.
+    let filler = d.dir.path().join("data/filler");
+    std::fs::write(&filler, vec![0u8; 52 << 20]).unwrap();
+    let (_, reason) = poll::poll("/healthz 503", Duration::from_secs(10), || {
+        let h = futures_block(healthz(&d));
+        if h.0 == 503 { Ok(h) } else { Err(h) }
+    })
+    .await;
+    assert!(reason.contains("free, floor 24 MiB"), "{reason}");
+    let r = c.cmd("MAIL FROM:<alice@example.org>").await;
+    assert!(r.has(452, "4.3.1"), "{r:?}");
+    assert!(r.text().contains("Insufficient system storage"), "{r:?}");
+    let r = c.cmd("RCPT TO:<held@remote.test>").await;
+    assert_eq!(r.code, 503, "no transaction was started: {r:?}");
+    let (status, page) = Http::connect(d.http)
+        .await
+        .request(
+            "POST",
+            "/subscribe/news",
+            Some("application/x-www-form-urlencoded"),
+            b"email=new%40example.net",
+        )
+        .await;
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("disk space"), "{page}");
+    let out = d.cli(&["suppression", "add", "someone@remote.test"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("min_free_space"), "{}", text(&out));
+    let m = scrape(&d).await;
+    assert_eq!(metric(&m, "herald_storage_ok"), Some(0.0), "{m}");
+    assert_eq!(
+        metric(&m, "herald_storage_min_free_bytes"),
+        Some(f64::from(24u32 << 20))
+    );
+    assert!(metric(&m, "herald_storage_free_bytes").is_some_and(|f| f < f64::from(24u32 << 20)));
+
+    std::fs::remove_file(&filler).unwrap();
+    poll::until("/healthz ok again", Duration::from_secs(10), || {
+        futures_block(healthz(&d)).0 == 200
+    })
+    .await;
+    let r = c
+        .send_mail("alice@example.org", &["held@remote.test"], &body(2, 2))
+        .await;
+    let after = queued_id(&r);
+    let m = scrape(&d).await;
+    assert_eq!(metric(&m, "herald_storage_reopens_total"), Some(0.0), "{m}");
+    let queue = queued(&d);
+    assert!(
+        queue.contains(&before) && queue.contains(&after),
+        "{queue:?}"
+    );
+    assert!(
+        d.cli(&["suppression", "add", "someone@remote.test"])
+            .status
+            .success()
+    );
 }

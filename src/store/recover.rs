@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// How long a reopen waits for the old database's last users, and for its file lock.
 const LET_GO: Duration = Duration::from_secs(5);
 
+/// Free space a failed store needs before it tries again, whatever the floor (which may be 0):
+/// a database that failed on a full disk is not reopened into the same full disk.
+const RECOVERY_ROOM: u64 = 4 << 20;
+
 /// Key of the probe write in `meta`.
 const PROBE: &str = "storage_probe";
 
@@ -62,7 +66,8 @@ impl Store {
             }
         });
         let st = self.storage();
-        if st.failed.is_some() && !st.low() {
+        let room = st.free.is_none_or(|f| f >= st.floor.max(RECOVERY_ROOM));
+        if st.failed.is_some() && room {
             let recovered = match self.probe() {
                 Ok(()) => true,
                 Err(e) => {
@@ -181,5 +186,67 @@ fn wait(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::message;
+    use super::super::{FlushError, Store, StoreError};
+
+    fn ok<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reopen_in_place_is_seen_by_every_clone_and_keeps_what_was_flushed() {
+        let dir = ok(tempfile::tempdir());
+        let store = ok(Store::open(dir.path()));
+        let clone = store.clone();
+        let (a, big) = (store.allocate_id(), store.allocate_id());
+        ok(store.insert_message(a, message(&["x@y.org"])).await);
+        let mut large = message(&["x@y.org"]);
+        large.body = vec![b'l'; 40 << 10];
+        ok(store.insert_message(big, large).await);
+        let s = store.clone();
+        assert!(ok(tokio::task::spawn_blocking(move || s.reopen()).await));
+        assert_eq!(store.storage().reopened, 1);
+        assert!(
+            ok(clone.message(a)).is_some(),
+            "a clone reads the reopened database"
+        );
+        assert_eq!(ok(clone.get_body(big)).map(|b| b.len()), Some(40 << 10));
+        let b = clone.allocate_id();
+        assert!(b > big, "ids stay unique across a reopen");
+        ok(clone.insert_message(b, message(&["x@y.org"])).await);
+        drop((store, clone));
+        let store = ok(Store::open(dir.path()));
+        assert_eq!(store.queue_len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_refuses_until_a_probe_succeeds_above_the_floor() {
+        let dir = ok(tempfile::tempdir());
+        let store = ok(Store::open(dir.path()));
+        assert_eq!(store.refusal(), None);
+        let failed: Result<(), _> = Err(StoreError::Flush(FlushError::Io("No space left".into())));
+        assert!(store.noted(failed).is_err());
+        let reason = store.refusal().unwrap_or_default();
+        assert!(reason.contains("No space left"), "{reason}");
+        // Not an I/O error: no trip.
+        let corrupt: Result<(), _> = Err(StoreError::Transaction("conflict".into()));
+        let _ = store.noted(corrupt);
+        // A floor above the free space: still refused, and for the floor now.
+        let s = store.clone();
+        let t = ok(tokio::task::spawn_blocking(move || s.check_storage(u64::MAX)).await);
+        assert_eq!(t, None, "refusing already: no second transition");
+        assert!(store.refusal().is_some_and(|r| r.contains("free, floor")));
+        // Space back: the probe write succeeds, no reopen needed.
+        let s = store.clone();
+        let t = ok(tokio::task::spawn_blocking(move || s.check_storage(1 << 20)).await);
+        assert_eq!(t, Some(super::health::Transition::Accepting));
+        assert_eq!(store.refusal(), None);
+        assert_eq!(store.storage().reopened, 0);
+        assert!(store.storage().free.is_some_and(|f| f >= 1 << 20));
     }
 }
