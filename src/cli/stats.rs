@@ -59,14 +59,7 @@ pub fn render(s: &Snapshot) -> String {
         "queue: {} messages, {} deliveries, oldest {} s",
         s.queue.messages, s.queue.deliveries, s.queue.oldest_seconds
     );
-    let storage = match s.storage.reason() {
-        None => format!(
-            "ok, {} free",
-            crate::store::human_size(s.storage.free.unwrap_or(0))
-        ),
-        Some(reason) => format!("REFUSING NEW MAIL: {reason}"),
-    };
-    let _ = writeln!(out, "storage: {storage}");
+    let _ = writeln!(out, "storage: {}", s.storage.summary());
     for d in &s.domains {
         let _ = writeln!(
             out,

@@ -7,7 +7,7 @@
 //! while it lasts. Recovery is the monitor's: once the free space is back above the floor after
 //! a failed write, it probes the database with a small durable write and, if sled has poisoned
 //! itself (sled 0.34 keeps the first I/O error and fails every later write with it), reopens
-//! the database in place (`Store::recover`).
+//! the database in place (`recover.rs`, `Store::check_storage`).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -48,6 +48,16 @@ impl Storage {
         self.failed
             .as_ref()
             .map(|e| format!("insufficient storage: a write failed ({e}); waiting to recover"))
+    }
+}
+
+impl Storage {
+    /// One line for `herald stats`: `ok, 48 GiB free`, or the refusal's reason in capitals.
+    pub fn summary(&self) -> String {
+        match self.reason() {
+            None => format!("ok, {} free", human(self.free.unwrap_or(0))),
+            Some(reason) => format!("REFUSING NEW MAIL: {reason}"),
+        }
     }
 }
 

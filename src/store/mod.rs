@@ -22,7 +22,7 @@ pub use delivery::{AttemptResult, DueDelivery, Recorded};
 pub use expand::Expanded;
 pub use flush::FlushError;
 pub use forget::Forgotten;
-pub use health::{Storage, Transition, human as human_size};
+pub use health::{Storage, Transition};
 pub use lists::{Added, NewMember};
 pub use queue::{Body, QueueEntry};
 pub use records::*;
@@ -148,8 +148,8 @@ impl Inner {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`, with the default free-space floor
-    /// (`Store::set_floor` changes it).
+    /// Opens (or creates) the database in `dir`. The storage state starts unprobed (ok) with
+    /// the default floor; the daemon's `check_storage` sets the configured one.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let (inner, last_id) = open_inner(dir)?;
         Ok(Store {
