@@ -303,6 +303,11 @@ async fn fill_while_submitting(floor: &str, kbs: [usize; 3]) -> Option<f64> {
         "{lines}"
     );
     assert!(!lines.contains("panicked"), "{lines}");
+    eprintln!(
+        "log: {} lines, {} errors",
+        lines.lines().count(),
+        lines.matches("ERROR").count()
+    );
 
     let queue = queued(&d);
     let lost: Vec<_> = seen.acked.difference(&queue).collect();
