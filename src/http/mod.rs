@@ -182,6 +182,17 @@ async fn subscribe(
             ),
         );
     };
+    // Before the rate limits: a sign-up refused for the disk does not count against them.
+    if web.store.refusal().is_some() {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::error(
+                "Please try again later",
+                "We cannot take sign-ups right now: our server is short of disk space. \
+                 Nothing was changed.",
+            ),
+        );
+    }
     prune(&web);
     if web.per_ip.check_key(&peer.ip()).is_err() || web.per_address.check_key(&email).is_err() {
         return (
@@ -193,16 +204,6 @@ async fn subscribe(
             )),
         )
             .into_response();
-    }
-    if web.store.refusal().is_some() {
-        return html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::error(
-                "Please try again later",
-                "We cannot take sign-ups right now: our server is short of disk space. \
-                 Nothing was changed.",
-            ),
-        );
     }
     let ip = Some(peer.ip().to_string());
     match consent::sign_up(
