@@ -59,6 +59,24 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// Adds to what the store holds, so it is refused while the store refuses new mail (disk
+    /// space below `limits.min_free_space`). Deleting from the queue stays allowed: it frees
+    /// space.
+    pub fn adds_data(&self) -> bool {
+        matches!(
+            self,
+            Request::QueueRetry { .. }
+                | Request::SuppressionAdd { .. }
+                | Request::SuppressionRemove { .. }
+                | Request::ListAdd { .. }
+                | Request::ListInvite { .. }
+                | Request::ListRemove { .. }
+                | Request::Forget { .. }
+        )
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Response {
     pub ok: bool,

@@ -122,6 +122,14 @@ async fn handle(
 
 async fn answer(req: Request, ctx: &AdminContext) -> Response {
     let store = &ctx.store;
+    if req.adds_data()
+        && let Some(reason) = store.refusal()
+    {
+        return Response::err(format!(
+            "refused: {reason} (limits.min_free_space); free space on data_dir's file system, \
+             or delete queued mail with `herald queue delete`"
+        ));
+    }
     match req {
         Request::ListLs => lists::ls(ctx),
         Request::Stats => {

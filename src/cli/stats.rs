@@ -59,6 +59,7 @@ pub fn render(s: &Snapshot) -> String {
         "queue: {} messages, {} deliveries, oldest {} s",
         s.queue.messages, s.queue.deliveries, s.queue.oldest_seconds
     );
+    let _ = writeln!(out, "storage: {}", s.storage.summary());
     for d in &s.domains {
         let _ = writeln!(
             out,
@@ -89,5 +90,16 @@ mod tests {
         );
         assert!(text.contains("rejected      relay 1"), "{text}");
         assert!(text.contains("domain gmail.com: 120.0/min"), "{text}");
+        assert!(text.contains("storage: ok"), "{text}");
+        let mut s = s;
+        s.storage.floor = 1 << 30;
+        s.storage.free = Some(3 << 20);
+        let text = render(&s);
+        assert!(
+            text.contains(
+                "storage: REFUSING NEW MAIL: insufficient storage: 3 MiB free, floor 1 GiB"
+            ),
+            "{text}"
+        );
     }
 }

@@ -177,6 +177,9 @@ pub struct Limits {
     pub postmaster_rate: Rate,
     /// Largest message to `postmaster@` on the inbound listener.
     pub postmaster_max_size: ByteSize,
+    /// Below this much free space on `data_dir`'s file system, new mail gets `452 4.3.1` and
+    /// `/healthz` answers 503 (like Postfix's `queue_minfree`); `"0"` turns the floor off.
+    pub min_free_space: ByteSize,
 }
 
 /// Bounds on the web listener (DESIGN §16), like `limits` for SMTP.
@@ -307,6 +310,7 @@ impl Default for Config {
                     per: Duration::from_secs(3600),
                 },
                 postmaster_max_size: ByteSize(1 << 20),
+                min_free_space: ByteSize(1 << 30),
             },
             http: Http {
                 max_connections: 256,

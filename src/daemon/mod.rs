@@ -83,6 +83,7 @@ impl Daemon {
     ) -> anyhow::Result<(Daemon, signals::Reloader)> {
         prepare_data_dir(&config)?;
         let store = Store::open(&config.data_dir.join("db")).context("opening the store")?;
+        store.check_storage(config.limits.min_free_space.0);
         let dev_user = dev_user(&config)?;
         let (cert, key) = tls::cert_paths(&config)?;
         let acceptor = tls::acceptor(&cert, &key)?;
@@ -302,6 +303,8 @@ impl Daemon {
         let counters = self.metrics.clone();
         crate::memory::spawn_trimmer(aux, stop.clone(), move || counters.activity());
         chores::spawn_compactor(aux, stop.clone(), self.store.clone());
+        let settings = self.smtp.settings.clone();
+        chores::spawn_space_monitor(aux, stop.clone(), self.store.clone(), settings);
     }
 }
 

@@ -81,7 +81,7 @@ pub fn router(web: Arc<Web>) -> Router {
     let csp = HeaderValue::from_str(&pages::content_security_policy())
         .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/subscribe/{list}", axum::routing::post(subscribe))
         .route("/confirm/{token}", get(confirm_page).post(confirm))
@@ -121,6 +121,15 @@ fn not_found() -> Response {
             "This link is not valid. Nothing was changed.",
         ),
     )
+}
+
+/// `GET /healthz`: `ok`, or 503 with the reason new mail is refused (free space below
+/// `limits.min_free_space`, a failed write).
+async fn healthz(State(web): State<Arc<Web>>) -> Response {
+    match web.store.refusal() {
+        None => "ok\n".into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
 }
 
 /// `GET /metrics`: aggregate counters and gauges in Prometheus text (no addresses).
@@ -195,6 +204,17 @@ async fn subscribe(
             ),
         );
     };
+    // Before the rate limits: a sign-up refused for the disk does not count against them.
+    if web.store.refusal().is_some() {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::error(
+                "Please try again later",
+                "We cannot take sign-ups right now: our server is short of disk space. \
+                 Nothing was changed.",
+            ),
+        );
+    }
     prune(&web);
     if web.per_ip.check_key(&client).is_err() || web.per_address.check_key(&email).is_err() {
         let mut r = html(

@@ -270,6 +270,9 @@ async fn queue(
     let recipients = msg.recipients.len();
     let size = msg.body.len();
     let from = redact(&msg.sender, settings.config.privacy.log_addresses);
+    if ctx.store.refusal().is_some() {
+        return common::insufficient_storage();
+    }
     match ctx.store.insert_message(id, msg).await {
         Ok(()) => {
             (ctx.on_queued)(id);
@@ -282,6 +285,9 @@ async fn queue(
         }
         Err(e) => {
             tracing::error!(queue_id = %id, error = %e, "could not store message");
+            if e.is_io() {
+                return common::insufficient_storage();
+            }
             common::local_error()
         }
     }

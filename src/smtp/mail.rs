@@ -6,9 +6,27 @@ use super::reply::{Reply, common};
 use super::state::{SessionState, Transaction};
 use crate::config::{Settings, sender_allowed};
 use crate::metrics::Rejection;
-use crate::store::DsnEnvelope;
+use crate::store::{DsnEnvelope, Store};
 
 type Params = Vec<(String, Option<String>)>;
+
+/// [`mail`], and then the store's storage: a transaction that would start is refused with
+/// `452 4.3.1` while the store refuses new mail (free space below `limits.min_free_space`, or
+/// a failed write not yet recovered from), so no client sends a body that cannot be kept.
+pub fn mail_stored(
+    st: &mut SessionState,
+    settings: &Settings,
+    store: &Store,
+    from: Option<Mailbox>,
+    params: Params,
+) -> Reply {
+    let reply = mail(st, settings, from, params);
+    if !reply.is_error() && store.refusal().is_some() {
+        st.tx = None;
+        return common::insufficient_storage();
+    }
+    reply
+}
 
 pub fn mail(
     st: &mut SessionState,

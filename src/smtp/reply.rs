@@ -94,6 +94,11 @@ pub mod common {
     pub fn too_many_errors() -> Reply {
         Reply::new(421, "4.7.0", "Too many errors, closing connection")
     }
+    /// The store refuses new mail: free space below `limits.min_free_space`, or a failed
+    /// write it has not yet recovered from (`store::Storage`).
+    pub fn insufficient_storage() -> Reply {
+        Reply::new(452, "4.3.1", "Insufficient system storage")
+    }
     pub fn local_error() -> Reply {
         Reply::new(451, "4.3.0", "Local error in processing, try again later")
     }

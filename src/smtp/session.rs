@@ -155,7 +155,9 @@ impl<S: SessionStream> Session<S> {
                 let flow = auth::start(st, &mechanism, initial);
                 self.auth_flow(flow).await.into()
             }
-            Command::Mail { from, params } => mail::mail(st, &settings, from, params).into(),
+            Command::Mail { from, params } => {
+                mail::mail_stored(st, &settings, &self.ctx.store, from, params).into()
+            }
             Command::Rcpt { to, params } => {
                 rcpt::rcpt(st, &settings, &self.ctx.store, to, params).into()
             }

@@ -107,10 +107,10 @@ impl Store {
     pub fn snapshot(&self, dest: &Path) -> Result<TreeCounts, StoreError> {
         let copy = open_fresh(dest)?;
         let counts = {
-            let _exclusive = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+            let _exclusive = self.shared.gate.write().unwrap_or_else(|p| p.into_inner());
             copy_trees(
-                &self.inner.db,
-                &self.inner.dir.join(super::spool::DIR),
+                &self.inner()?.db,
+                &self.inner()?.dir.join(super::spool::DIR),
                 &copy,
             )?
         };
@@ -121,14 +121,14 @@ impl Store {
     /// How many writes so far have waited on the write gate for a snapshot (since the store
     /// was opened): the difference across a backup is the writers it held off.
     pub fn gate_waits(&self) -> u64 {
-        self.inner.gate.waited.load(Ordering::Relaxed)
+        self.shared.gate.waited.load(Ordering::Relaxed)
     }
 
     /// Records per tree, to check a restored copy against its manifest.
     pub fn counts(&self) -> Result<TreeCounts, StoreError> {
         let mut counts = TreeCounts::new();
-        for name in self.inner.db.tree_names() {
-            let n = self.inner.db.open_tree(&name)?.len() as u64;
+        for name in self.inner()?.db.tree_names() {
+            let n = self.inner()?.db.open_tree(&name)?.len() as u64;
             counts.insert(String::from_utf8_lossy(&name).into_owned(), n);
         }
         Ok(counts)
@@ -166,7 +166,7 @@ mod tests {
         let store = ok(Store::open(&dir.path().join("db")));
         ok(store.secret("open"));
         assert_eq!(store.gate_waits(), 0);
-        let exclusive = ok(store.inner.gate.write());
+        let exclusive = ok(store.shared.gate.write());
         let writer = {
             let store = store.clone();
             std::thread::spawn(move || store.secret("held").map(|_| ()))

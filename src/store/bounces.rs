@@ -21,7 +21,7 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let k = key(address);
         let cutoff = now.saturating_sub(window);
-        let mut times: Vec<u64> = match self.inner.soft_bounces.get(&k)? {
+        let mut times: Vec<u64> = match self.inner()?.soft_bounces.get(&k)? {
             Some(v) => decode("soft_bounces", &v)?,
             None => Vec::new(),
         };
@@ -31,7 +31,7 @@ impl Store {
         times.drain(..excess);
         {
             let _gate = self.writing();
-            self.inner.soft_bounces.insert(k, encode(&times))?;
+            self.inner()?.soft_bounces.insert(k, encode(&times))?;
         }
         self.durable().await?;
         Ok(times.len())
@@ -40,7 +40,7 @@ impl Store {
     /// Forgets an address's soft bounces (it was suppressed, or removed from suppression).
     pub fn clear_soft_bounces(&self, address: &str) -> Result<(), StoreError> {
         let _gate = self.writing();
-        self.inner.soft_bounces.remove(key(address))?;
+        self.inner()?.soft_bounces.remove(key(address))?;
         Ok(())
     }
 }
@@ -55,7 +55,7 @@ impl Store {
         address: &str,
     ) -> Result<(), StoreError> {
         let _gate = self.writing();
-        self.inner.returns.insert(
+        self.inner()?.returns.insert(
             delivery_key(id, index),
             address.trim().to_lowercase().as_bytes(),
         )?;
@@ -65,7 +65,7 @@ impl Store {
     /// The address a finished VERP delivery went to.
     pub fn returned_address(&self, id: QueueId, index: u32) -> Result<Option<String>, StoreError> {
         Ok(self
-            .inner
+            .inner()?
             .returns
             .get(delivery_key(id, index))?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
@@ -77,8 +77,8 @@ impl Store {
         let end = before.0.to_be_bytes();
         let mut n = 0;
         let _gate = self.writing();
-        for k in self.inner.returns.range(..end.as_slice()).keys() {
-            self.inner.returns.remove(k?)?;
+        for k in self.inner()?.returns.range(..end.as_slice()).keys() {
+            self.inner()?.returns.remove(k?)?;
             n += 1;
         }
         Ok(n)

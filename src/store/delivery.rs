@@ -64,7 +64,7 @@ impl Store {
         skip: impl Fn(QueueId, u32) -> bool,
     ) -> Result<(Vec<DueDelivery>, Option<u64>), StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.due.iter() {
+        for kv in self.inner()?.due.iter() {
             let (key, _) = kv?;
             let Some((at, id, index)) = parse_due(&key) else {
                 continue;
@@ -78,7 +78,7 @@ impl Store {
             if out.len() >= limit {
                 return Ok((out, Some(now)));
             }
-            match self.inner.deliveries.get(delivery_key(id, index))? {
+            match self.inner()?.deliveries.get(delivery_key(id, index))? {
                 Some(raw) => out.push(DueDelivery {
                     id,
                     index,
@@ -87,7 +87,7 @@ impl Store {
                 // A stale index entry (its delivery is gone): drop it.
                 None => {
                     let _gate = self.writing();
-                    self.inner.due.remove(&key)?;
+                    self.inner()?.due.remove(&key)?;
                 }
             }
         }
@@ -96,7 +96,7 @@ impl Store {
 
     /// One delivery, while it is still queued.
     pub fn delivery(&self, id: QueueId, index: u32) -> Result<Option<DeliveryRecord>, StoreError> {
-        self.inner
+        self.inner()?
             .deliveries
             .get(delivery_key(id, index))?
             .map(|v| decode("deliveries", &v))
@@ -106,7 +106,7 @@ impl Store {
     /// When the earliest delivery is due (Unix seconds).
     pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
-            .inner
+            .inner()?
             .due
             .first()?
             .and_then(|(k, _)| parse_due(&k))
@@ -115,7 +115,7 @@ impl Store {
 
     /// The envelope of a queued message.
     pub fn message(&self, id: QueueId) -> Result<Option<MessageRecord>, StoreError> {
-        self.inner
+        self.inner()?
             .messages
             .get(id.0.to_be_bytes())?
             .map(|v| decode("messages", &v))
@@ -125,7 +125,7 @@ impl Store {
     /// Moves a delivery's next attempt to `at` without counting an attempt.
     pub fn reschedule(&self, id: QueueId, index: u32, at: u64) -> Result<(), StoreError> {
         let dkey = delivery_key(id, index);
-        let i = &self.inner;
+        let i = &self.inner()?;
         let _gate = self.writing();
         (&i.deliveries, &i.due)
             .transaction(|(d, q)| {
@@ -162,9 +162,9 @@ impl Store {
         results: &[(u32, AttemptResult)],
     ) -> Result<Vec<Recorded>, StoreError> {
         let mkey = id.0.to_be_bytes();
-        let i = &self.inner;
+        let i = &self.inner()?;
         let gate = self.writing();
-        let (recorded, removed) = (&i.messages, &i.bodies, &i.spooled, &i.deliveries, &i.due)
+        let written = (&i.messages, &i.bodies, &i.spooled, &i.deliveries, &i.due)
             .transaction(|(m, b, s, d, q)| {
                 let mut msg: MessageRecord = get_json(m, &mkey, "messages")?;
                 let mut records = Vec::with_capacity(results.len());
@@ -220,8 +220,9 @@ impl Store {
                     .collect();
                 Ok((recorded, removed))
             })
-            .map_err(tx_error)?;
+            .map_err(tx_error);
         drop(gate);
+        let (recorded, removed) = self.noted(written)?;
         self.released(removed);
         Ok(recorded)
     }

@@ -54,7 +54,7 @@ fn corrupt(reason: &str) -> UnabortableTransactionError {
 impl Store {
     /// Messages whose expansion is not finished, oldest first.
     pub fn pending_expansions(&self) -> Result<Vec<QueueId>, StoreError> {
-        self.inner
+        self.inner()?
             .expansions
             .iter()
             .keys()
@@ -65,7 +65,7 @@ impl Store {
     /// The member key the next batch starts after (`None`: from the start). `Err` if the message
     /// has no expansion pending.
     pub fn expansion_after(&self, id: QueueId) -> Result<Option<Option<Vec<u8>>>, StoreError> {
-        let Some(v) = self.inner.expansions.get(id.0.to_be_bytes())? else {
+        let Some(v) = self.inner()?.expansions.get(id.0.to_be_bytes())? else {
             return Ok(None);
         };
         let cursor: Cursor = decode("expansions", &v)?;
@@ -83,7 +83,7 @@ impl Store {
     ) -> Result<Expanded, StoreError> {
         let key = id.0.to_be_bytes();
         let now = now_secs();
-        let i = &self.inner;
+        let i = &self.inner()?;
         let gate = self.writing();
         let trees = i.queue_trees();
         let (expanded, removed) = trees

@@ -125,6 +125,12 @@ impl GroupCommit {
     }
 }
 
+/// One flush run now on the calling (blocking) thread, outside the group: the space monitor's
+/// probe after a failed write.
+pub(super) fn flush_now(commit: &GroupCommit) -> Result<(), FlushError> {
+    flush_and_sync(&commit.db, &commit.dir, &commit.spool).map_err(FlushError::Io)
+}
+
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }

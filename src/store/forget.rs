@@ -35,7 +35,7 @@ impl Store {
     pub async fn forget(&self, address: &str) -> Result<Forgotten, StoreError> {
         let addr = address.trim().to_lowercase();
         let mut done = Forgotten::default();
-        let i = &self.inner;
+        let i = &self.inner()?;
         let suffix = format!("\0{addr}").into_bytes();
         for kv in i.members.iter() {
             let (k, v) = kv?;
@@ -90,11 +90,11 @@ impl Store {
     }
 
     fn forget_key(&self) -> Result<[u8; 32], StoreError> {
-        if let Some(k) = self.inner.forget_key.get() {
+        if let Some(k) = self.inner()?.forget_key.get() {
             return Ok(*k);
         }
         let k = self.secret("forget")?;
-        Ok(*self.inner.forget_key.get_or_init(|| k))
+        Ok(*self.inner()?.forget_key.get_or_init(|| k))
     }
 
     /// Whether a forgotten address is suppressed (its entry is kept under a keyed hash).
@@ -103,7 +103,7 @@ impl Store {
         address: &str,
     ) -> Result<Option<Suppression>, StoreError> {
         let key = hashed_key(&self.forget_key()?, address);
-        self.inner
+        self.inner()?
             .suppression
             .get(key)?
             .map(|v| decode("suppression", &v))

@@ -69,7 +69,7 @@ impl Store {
     /// The next member id: 1, 2, … (0 is kept free so a zeroed token never names a member).
     fn next_member_id(&self) -> Result<u64, StoreError> {
         let _gate = self.writing();
-        let new = self.inner.meta.update_and_fetch(LAST_MEMBER_ID, |old| {
+        let new = self.inner()?.meta.update_and_fetch(LAST_MEMBER_ID, |old| {
             Some((be_u64(old) + 1).to_be_bytes().to_vec())
         })?;
         Ok(be_u64(new.as_deref()))
@@ -133,7 +133,7 @@ impl Store {
             }
             out.push((record, added));
         }
-        let i = &self.inner;
+        let i = &self.inner()?;
         let gate = self.writing();
         (&i.members, &i.member_ids)
             .transaction(|(m, ids_tree)| {
@@ -148,7 +148,7 @@ impl Store {
     }
 
     fn member_at(&self, key: &[u8]) -> Result<Option<MemberRecord>, StoreError> {
-        self.inner
+        self.inner()?
             .members
             .get(key)?
             .map(|v| decode("members", &v))
@@ -161,7 +161,7 @@ impl Store {
 
     /// The member a token's id names.
     pub fn member_by_id(&self, id: u64) -> Result<Option<MemberRecord>, StoreError> {
-        match self.inner.member_ids.get(id.to_be_bytes())? {
+        match self.inner()?.member_ids.get(id.to_be_bytes())? {
             Some(key) => self.member_at(&key),
             None => Ok(None),
         }
@@ -173,7 +173,7 @@ impl Store {
         id: u64,
         status: MemberStatus,
     ) -> Result<Option<MemberRecord>, StoreError> {
-        let Some(key) = self.inner.member_ids.get(id.to_be_bytes())? else {
+        let Some(key) = self.inner()?.member_ids.get(id.to_be_bytes())? else {
             return Ok(None);
         };
         let Some(old) = self.member_at(&key)? else {
@@ -189,7 +189,7 @@ impl Store {
         };
         {
             let _gate = self.writing();
-            self.inner.members.insert(key, encode(&record))?;
+            self.inner()?.members.insert(key, encode(&record))?;
         }
         self.durable().await?;
         Ok(Some(record))
@@ -214,7 +214,7 @@ impl Store {
         };
         let mut out = Vec::new();
         let mut last = None;
-        for kv in self.inner.members.range(start..) {
+        for kv in self.inner()?.members.range(start..) {
             let (k, v) = kv?;
             if !k.starts_with(&prefix) || out.len() == limit {
                 break;
@@ -228,7 +228,7 @@ impl Store {
 
     /// Every member of a list.
     pub fn members(&self, list: &str) -> Result<Vec<MemberRecord>, StoreError> {
-        self.inner
+        self.inner()?
             .members
             .scan_prefix(list_prefix(list))
             .map(|kv| decode("members", &kv?.1))
@@ -239,13 +239,13 @@ impl Store {
     /// how many.
     pub async fn expire_pending(&self, cutoff: u64) -> Result<usize, StoreError> {
         let mut gone = 0;
-        for kv in self.inner.members.iter() {
+        for kv in self.inner()?.members.iter() {
             let (k, v) = kv?;
             let m: MemberRecord = decode("members", &v)?;
             if m.status == MemberStatus::Pending && m.since < cutoff {
                 let _gate = self.writing();
-                self.inner.members.remove(&k)?;
-                self.inner.member_ids.remove(m.id.to_be_bytes())?;
+                self.inner()?.members.remove(&k)?;
+                self.inner()?.member_ids.remove(m.id.to_be_bytes())?;
                 gone += 1;
             }
         }

@@ -7,9 +7,11 @@ mod delivery;
 mod expand;
 mod flush;
 mod forget;
+mod health;
 mod lists;
 mod queue;
 mod records;
+mod recover;
 mod spool;
 mod suppression;
 #[cfg(test)]
@@ -20,6 +22,7 @@ pub use delivery::{AttemptResult, DueDelivery, Recorded};
 pub use expand::Expanded;
 pub use flush::FlushError;
 pub use forget::Forgotten;
+pub use health::{Storage, Transition};
 pub use lists::{Added, NewMember};
 pub use queue::{Body, QueueEntry};
 pub use records::*;
@@ -48,6 +51,8 @@ pub enum StoreError {
     Schema { found: u32, supported: u32 },
     #[error("cannot open database in {path}: {reason}")]
     Open { path: String, reason: String },
+    #[error("the database is being reopened after a failed write; try again shortly")]
+    Reopening,
 }
 
 impl StoreError {
@@ -59,12 +64,38 @@ impl StoreError {
             StoreError::Corrupt { .. } | StoreError::Spool(SpoolError::Checksum { .. })
         )
     }
+
+    /// A failed write to the disk (ENOSPC, EIO, …): the store refuses new mail until it has
+    /// recovered (`health.rs`).
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(sled::Error::Io(_))
+                | StoreError::Flush(_)
+                | StoreError::Spool(SpoolError::Io { .. })
+                | StoreError::Reopening
+        )
+    }
 }
 
-/// A handle to the database; cheap to clone.
+/// A handle to the database; cheap to clone. Every clone sees the same database, also after
+/// it has been reopened in place (`recover.rs`).
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
+}
+
+/// What outlives a reopen of the database.
+struct Shared {
+    /// The open database; `None` only while it is being reopened (or a reopen failed).
+    current: std::sync::RwLock<Option<Arc<Inner>>>,
+    /// Where the database lives.
+    dir: std::path::PathBuf,
+    health: health::Health,
+    last_id: AtomicU64,
+    /// Every write holds this shared while it changes sled; a snapshot holds it exclusively
+    /// (`backup.rs`), so it sees no write half done. Taken per write, never nested.
+    gate: backup::Gate,
 }
 
 struct Inner {
@@ -90,10 +121,6 @@ struct Inner {
     /// Where the database lives (a forget leaves a marker beside it).
     dir: std::path::PathBuf,
     commit: flush::GroupCommit,
-    last_id: AtomicU64,
-    /// Every write holds this shared while it changes sled; a snapshot holds it exclusively
-    /// (`backup.rs`), so it sees no write half done. Taken per write, never nested.
-    gate: backup::Gate,
 }
 
 /// The trees a queued message lives in, in the order the queue's transactions take them.
@@ -121,79 +148,51 @@ impl Inner {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`. The storage state starts unprobed (ok) with
+    /// the default floor; the daemon's `check_storage` sets the configured one.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        forget::rewrite_if_pending(dir)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 << 20)
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|e| StoreError::Open {
-                path: dir.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        check_schema(&db)?;
-        lists::init_member_ids(&db)?;
-        let messages = db.open_tree("messages")?;
-        let last_id = match messages.last()? {
-            Some((k, _)) => queue::decode_id(&k)?.0,
-            None => 0,
-        };
-        let spooled = db.open_tree("spooled")?;
-        // Start-up deletes the segments nothing points into, so every reference must be read:
-        // one skipped would lose every body in its segment. A bad one stops the start instead.
-        let refs = body_refs(&spooled)?;
-        let spool = Arc::new(spool::Spool::open(&dir.join(spool::DIR), refs.into_iter())?);
-        let inner = Inner {
-            messages,
-            bodies: db.open_tree("bodies")?,
-            spooled,
-            spool: spool.clone(),
-            deliveries: db.open_tree("deliveries")?,
-            due: db.open_tree("due")?,
-            suppression: db.open_tree("suppression")?,
-            meta: db.open_tree("meta")?,
-            members: db.open_tree("members")?,
-            member_ids: db.open_tree("member_ids")?,
-            expansions: db.open_tree("expansions")?,
-            soft_bounces: db.open_tree("soft_bounces")?,
-            returns: db.open_tree("returns")?,
-            forget_key: std::sync::OnceLock::new(),
-            dir: dir.to_path_buf(),
-            commit: flush::GroupCommit::new(db.clone(), dir, spool).map_err(|e| {
-                StoreError::Open {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?,
-            last_id: AtomicU64::new(last_id),
-            gate: backup::Gate::default(),
-            db,
-        };
+        let (inner, last_id) = open_inner(dir)?;
         Ok(Store {
-            inner: Arc::new(inner),
+            shared: Arc::new(Shared {
+                current: std::sync::RwLock::new(Some(Arc::new(inner))),
+                dir: dir.to_path_buf(),
+                health: health::Health::new(1 << 30),
+                last_id: AtomicU64::new(last_id),
+                gate: backup::Gate::default(),
+            }),
         })
+    }
+
+    /// The open database, or `Reopening` while it is being reopened.
+    fn inner(&self) -> Result<Arc<Inner>, StoreError> {
+        let current = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        current.clone().ok_or(StoreError::Reopening)
     }
 
     /// Waits until every write made so far is on disk (shared flush).
     pub async fn durable(&self) -> Result<(), StoreError> {
-        Ok(self.inner.commit.durable().await?)
+        let commit = self.inner()?.commit.clone();
+        let flushed = commit.durable().await.map_err(StoreError::from);
+        self.noted(flushed)
     }
 
     /// The shared side of the write gate: taken around every change to sled, never while
     /// already held (a waiting snapshot would deadlock a nested reader).
     fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
-        self.inner.gate.read().unwrap_or_else(|p| p.into_inner())
+        self.shared.gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A fresh, unique, time-ordered queue id.
     pub fn allocate_id(&self) -> QueueId {
         let now = now_micros();
-        let mut last = self.inner.last_id.load(Ordering::Relaxed);
+        let mut last = self.shared.last_id.load(Ordering::Relaxed);
         loop {
             let next = now.max(last + 1);
-            match self.inner.last_id.compare_exchange_weak(
+            match self.shared.last_id.compare_exchange_weak(
                 last,
                 next,
                 Ordering::AcqRel,
@@ -207,8 +206,59 @@ impl Store {
 
     /// Approximate bytes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.inner.db.size_on_disk()?)
+        Ok(self.inner()?.db.size_on_disk()?)
     }
+}
+
+/// Opens the database and the spool in `dir`; also the id of the newest message.
+fn open_inner(dir: &Path) -> Result<(Inner, u64), StoreError> {
+    forget::rewrite_if_pending(dir)?;
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(256 << 20)
+        .flush_every_ms(Some(1000))
+        .open()
+        .map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    check_schema(&db)?;
+    lists::init_member_ids(&db)?;
+    let messages = db.open_tree("messages")?;
+    let last_id = match messages.last()? {
+        Some((k, _)) => queue::decode_id(&k)?.0,
+        None => 0,
+    };
+    let spooled = db.open_tree("spooled")?;
+    // Start-up deletes the segments nothing points into, so every reference must be read:
+    // one skipped would lose every body in its segment. A bad one stops the start instead.
+    let refs = body_refs(&spooled)?;
+    let spool = Arc::new(spool::Spool::open(&dir.join(spool::DIR), refs.into_iter())?);
+    let commit =
+        flush::GroupCommit::new(db.clone(), dir, spool.clone()).map_err(|e| StoreError::Open {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let inner = Inner {
+        messages,
+        bodies: db.open_tree("bodies")?,
+        spooled,
+        spool,
+        deliveries: db.open_tree("deliveries")?,
+        due: db.open_tree("due")?,
+        suppression: db.open_tree("suppression")?,
+        meta: db.open_tree("meta")?,
+        members: db.open_tree("members")?,
+        member_ids: db.open_tree("member_ids")?,
+        expansions: db.open_tree("expansions")?,
+        soft_bounces: db.open_tree("soft_bounces")?,
+        returns: db.open_tree("returns")?,
+        forget_key: std::sync::OnceLock::new(),
+        dir: dir.to_path_buf(),
+        commit,
+        db,
+    };
+    Ok((inner, last_id))
 }
 
 /// Every body reference in `spooled`, or the first one that cannot be read or decoded,

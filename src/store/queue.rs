@@ -103,10 +103,12 @@ impl Store {
         let expansion = record
             .expanding
             .then(|| encode(&super::expand::Cursor::start(record.recipients)));
-        let i = &self.inner;
+        let i = self.inner()?;
         let spooled = (msg.body.len() > INLINE_MAX)
             .then(|| i.spool.append(&msg.body))
-            .transpose()?;
+            .transpose()
+            .map_err(StoreError::from);
+        let spooled = self.noted(spooled)?;
         let gate = self.writing();
         let trees = i.queue_trees();
         let written = trees
@@ -130,13 +132,13 @@ impl Store {
         if let (Err(_), Some(r)) = (&written, spooled) {
             i.spool.release(r);
         }
-        written?;
-        self.durable().await?;
-        Ok(())
+        self.noted(written)?;
+        drop(i);
+        self.durable().await
     }
 
     pub(super) fn deliveries_of(&self, id: QueueId) -> Result<Vec<DeliveryRecord>, StoreError> {
-        self.inner
+        self.inner()?
             .deliveries
             .scan_prefix(id.0.to_be_bytes())
             .map(|kv| {
@@ -149,7 +151,7 @@ impl Store {
     /// Every queued message with its deliveries, oldest first.
     pub fn list_queue(&self) -> Result<Vec<QueueEntry>, StoreError> {
         let mut out = Vec::new();
-        for kv in self.inner.messages.iter() {
+        for kv in self.inner()?.messages.iter() {
             let (_, v) = kv?;
             let message: MessageRecord = decode("messages", &v)?;
             let deliveries = self.deliveries_of(message.id)?;
@@ -163,26 +165,26 @@ impl Store {
 
     /// Number of messages in the queue.
     pub fn queue_len(&self) -> usize {
-        self.inner.messages.len()
+        self.inner().map_or(0, |i| i.messages.len())
     }
 
     /// Messages, deliveries, and the creation time of the oldest message (for metrics; each
     /// count walks its tree).
     pub fn queue_gauges(&self) -> Result<(u64, u64, Option<u64>), StoreError> {
-        let oldest = match self.inner.messages.first()? {
+        let oldest = match self.inner()?.messages.first()? {
             Some((_, v)) => Some(decode::<MessageRecord>("messages", &v)?.created),
             None => None,
         };
         Ok((
-            self.inner.messages.len() as u64,
-            self.inner.deliveries.len() as u64,
+            self.inner()?.messages.len() as u64,
+            self.inner()?.deliveries.len() as u64,
             oldest,
         ))
     }
 
     /// One message with its deliveries.
     pub fn get_message(&self, id: QueueId) -> Result<Option<QueueEntry>, StoreError> {
-        let Some(v) = self.inner.messages.get(id.0.to_be_bytes())? else {
+        let Some(v) = self.inner()?.messages.get(id.0.to_be_bytes())? else {
             return Ok(None);
         };
         let message: MessageRecord = decode("messages", &v)?;
@@ -197,17 +199,21 @@ impl Store {
     /// store's cache.
     pub fn get_body(&self, id: QueueId) -> Result<Option<Body>, StoreError> {
         let key = id.0.to_be_bytes();
-        if let Some(v) = self.inner.spooled.get(key)? {
+        if let Some(v) = self.inner()?.spooled.get(key)? {
             let r = decode_ref(&v)?;
-            return Ok(Some(Body(Bytes::Read(self.inner.spool.read(r)?))));
+            return Ok(Some(Body(Bytes::Read(self.inner()?.spool.read(r)?))));
         }
-        Ok(self.inner.bodies.get(key)?.map(|v| Body(Bytes::Cached(v))))
+        Ok(self
+            .inner()?
+            .bodies
+            .get(key)?
+            .map(|v| Body(Bytes::Cached(v))))
     }
 
     /// Moves the bodies of sparse spool segments to its end, so the segments can be deleted
     /// (after the next flush). Returns how many bodies moved. Blocking: run it off the runtime.
     pub fn compact_spool(&self) -> Result<usize, StoreError> {
-        let i = &self.inner;
+        let i = &self.inner()?;
         let sparse = i.spool.sparse();
         if sparse.is_empty() {
             return Ok(0);
@@ -247,8 +253,10 @@ impl Store {
 
     /// After a transaction that removed a body reference has committed.
     pub(super) fn released(&self, removed: Option<sled::IVec>) {
-        if let Some(r) = removed.and_then(|v| BodyRef::decode(&v)) {
-            self.inner.spool.release(r);
+        if let Some(r) = removed.and_then(|v| BodyRef::decode(&v))
+            && let Ok(i) = self.inner()
+        {
+            i.spool.release(r);
         }
     }
 
@@ -258,7 +266,7 @@ impl Store {
             return Ok(false);
         };
         let key = id.0.to_be_bytes();
-        let i = &self.inner;
+        let i = &self.inner()?;
         let gate = self.writing();
         let trees = i.queue_trees();
         let removed = trees

@@ -21,7 +21,7 @@ impl Store {
                     ..entry
                 };
                 let _gate = self.writing();
-                self.inner.suppression.insert(k, encode(&entry))?;
+                self.inner()?.suppression.insert(k, encode(&entry))?;
                 entry
             }
         };
@@ -33,21 +33,21 @@ impl Store {
     pub async fn unsuppress(&self, address: &str) -> Result<bool, StoreError> {
         let existed = {
             let _gate = self.writing();
-            self.inner.suppression.remove(key(address))?.is_some()
+            self.inner()?.suppression.remove(key(address))?.is_some()
         };
         self.durable().await?;
         Ok(existed)
     }
 
     pub fn suppressed(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
-        match self.inner.suppression.get(key(address))? {
+        match self.inner()?.suppression.get(key(address))? {
             Some(v) => decode("suppression", &v).map(Some),
             None => self.suppressed_forgotten(address),
         }
     }
 
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
-        self.inner
+        self.inner()?
             .suppression
             .iter()
             .map(|kv| {
@@ -64,11 +64,11 @@ impl Store {
         // compare_and_swap keeps the first value if two callers race.
         let gate = self.writing();
         let _ = self
-            .inner
+            .inner()?
             .meta
             .compare_and_swap(&k, None as Option<&[u8]>, Some(&fresh[..]))?;
         drop(gate);
-        let v = self.inner.meta.get(&k)?.ok_or(StoreError::Corrupt {
+        let v = self.inner()?.meta.get(&k)?.ok_or(StoreError::Corrupt {
             tree: "meta",
             reason: "secret vanished".into(),
         })?;
@@ -76,7 +76,7 @@ impl Store {
             tree: "meta",
             reason: format!("secret {name} is not 32 bytes"),
         })?;
-        self.inner.db.flush()?;
+        self.inner()?.db.flush()?;
         Ok(secret)
     }
 }

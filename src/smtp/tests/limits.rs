@@ -1,5 +1,6 @@
 //! The session's bounds over the pipe: line length, the command and data timeouts, errors per
-//! session, and what draining and the end of the grace period do to open sessions.
+//! session, what draining and the end of the grace period do to open sessions, and the storage
+//! floor (`452 4.3.1` at MAIL and at the end of DATA).
 //!
 //! The timeouts are short and real (tokio's paused clock needs its `test-util` feature); each
 //! test waits for the server's reply, never for a fixed time.
@@ -142,4 +143,33 @@ async fn draining_ends_idle_sessions_and_lets_open_transactions_finish() {
     cut.ended().await;
     let (_, body) = env.only_message();
     assert!(body.ends_with(message("drained").as_bytes()));
+}
+
+/// Below the storage floor a transaction does not start (`452 4.3.1` at MAIL); one that was
+/// open when the floor was crossed is refused at the end of DATA, and nothing is stored. With
+/// space back, mail is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_storage_floor_mail_and_the_end_of_data_answer_452() {
+    let env = Env::new();
+    let mut c = in_transaction(&env).await;
+    let store = env.ctx.store.clone();
+    let s = store.clone();
+    let refusing = tokio::task::spawn_blocking(move || s.check_storage(u64::MAX))
+        .await
+        .expect("check");
+    assert!(refusing.is_some(), "{refusing:?}");
+    c.expect("DATA", 354, "").await;
+    c.send(format!("{}.\r\n", message("late")).as_bytes()).await;
+    c.expect_reply("452 4.3.1", "end of DATA").await;
+    c.expect("MAIL FROM:<sender@remote.test>", 452, "4.3.1")
+        .await;
+    c.expect(&format!("RCPT TO:<postmaster@{HOST}>"), 503, "5.5.1")
+        .await;
+    env.nothing_queued();
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.check_storage(0))
+        .await
+        .expect("check");
+    c.expect("MAIL FROM:<sender@remote.test>", 250, "2.1.0")
+        .await;
 }
