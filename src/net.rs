@@ -3,6 +3,7 @@
 //! (the default), an in-memory `tokio::io::duplex` pipe in the session's in-process tests.
 
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -87,6 +88,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Conn<S> {
             Conn::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Tls(s) => Pin::new(s).poll_shutdown(cx),
             Conn::Gone => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// The unit a per-client limit counts (connections, AUTH failures, `postmaster@` mail): an
+/// IPv4 address as is (IPv4-mapped IPv6 too), an IPv6 address cut to its /64, the block one
+/// site or subscriber usually holds whole.
+pub fn client_unit(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_unit;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap_or_else(|e| panic!("{s}: {e}"));
+        let table = [
+            ("192.0.2.7", "192.0.2.7"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::"),
+            ("::1", "::"),
+        ];
+        for (a, want) in table {
+            assert_eq!(client_unit(ip(a)), ip(want), "{a}");
         }
     }
 }

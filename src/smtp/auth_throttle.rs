@@ -107,13 +107,7 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The client key: IPv4 (also IPv4-mapped IPv6) as is, IPv6 cut to its /64, the block one
 /// subscriber usually holds whole.
 pub fn client_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
-    }
+    crate::net::client_unit(ip)
 }
 
 /// Counts failed AUTH attempts per client and per account.

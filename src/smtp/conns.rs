@@ -56,16 +56,7 @@ pub enum Refusal {
 pub struct AddrKey(IpAddr);
 
 pub fn addr_key(ip: IpAddr) -> AddrKey {
-    match ip {
-        IpAddr::V4(_) => AddrKey(ip),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => AddrKey(IpAddr::V4(v4)),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                AddrKey(IpAddr::V6(bits.into()))
-            }
-        },
-    }
+    AddrKey(crate::net::client_unit(ip))
 }
 
 fn index(role: Role) -> usize {
