@@ -210,18 +210,36 @@ impl Store {
     }
 }
 
+/// How long an open waits for sled's file lock to be let go: the last flush of a handle just
+/// dropped (its group commit thread) can hold it for a moment after the drop.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+fn open_sled(dir: &Path) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 << 20)
+            .flush_every_ms(Some(1000))
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens the database and the spool in `dir`; also the id of the newest message.
 fn open_inner(dir: &Path) -> Result<(Inner, u64), StoreError> {
     forget::rewrite_if_pending(dir)?;
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(256 << 20)
-        .flush_every_ms(Some(1000))
-        .open()
-        .map_err(|e| StoreError::Open {
-            path: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+    let db = open_sled(dir).map_err(|e| StoreError::Open {
+        path: dir.display().to_string(),
+        reason: e.to_string(),
+    })?;
     check_schema(&db)?;
     lists::init_member_ids(&db)?;
     let messages = db.open_tree("messages")?;
