@@ -1,8 +1,9 @@
 //! What strangers send to the list side — sign-up forms, one-click bodies, tokens in URLs and
-//! local parts, posted headers — must never panic, and the header stripping must leave none
+//! local parts, posted headers, the origin a sign-up form names — must never panic, and the header stripping must leave none
 //! of the stripped headers behind.
 #![no_main]
 
+use herald::config::origin_of;
 use herald::http::form;
 use herald::lists::{headers, token};
 use herald::mail::{Address, header};
@@ -22,6 +23,10 @@ fuzz_target!(|data: &[u8]| {
         token::Kind::Bounce,
     ] {
         assert!(token::open_member_token(&[1; 32], kind, &text).is_none() || text.len() <= 200);
+    }
+    // An origin is normalised once and for all: normalising it again changes nothing.
+    if let Some(o) = origin_of(&text) {
+        assert_eq!(origin_of(&o).as_deref(), Some(o.as_str()), "{text:?}");
     }
     let _ = header::value(data, headers::CATEGORY_HEADER);
     let stripped = headers::strip_list_headers(data);
