@@ -286,32 +286,7 @@ impl Default for Config {
                 base_url: "http://127.0.0.1:8025".into(),
             },
             lists: Vec::new(),
-            limits: Limits {
-                max_message_size: ByteSize(25 << 20),
-                max_recipients: 1000,
-                max_connections: 3000,
-                connections_per_listener: 1000,
-                submission_reserve: 100,
-                max_connections_per_ip: 50,
-                max_auth_failures: 5,
-                auth_failure_window: mins(15),
-                max_line_length: 4096,
-                max_errors: 20,
-                max_idle_commands: 100,
-                command_timeout: mins(5),
-                data_timeout: mins(10),
-                data_min_rate: ByteRate(500),
-                stress_timeout: HumanDuration(Duration::from_secs(10)),
-                tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
-                shutdown_grace: HumanDuration(Duration::from_secs(30)),
-                max_auth_failures_per_account: 10,
-                postmaster_rate: Rate {
-                    count: 10,
-                    per: Duration::from_secs(3600),
-                },
-                postmaster_max_size: ByteSize(1 << 20),
-                min_free_space: ByteSize(1 << 30),
-            },
+            limits: Limits::default(),
             http: Http {
                 max_connections: 256,
                 header_timeout: HumanDuration(Duration::from_secs(10)),
@@ -326,6 +301,37 @@ impl Default for Config {
             policy: Policy::default(),
             privacy: Privacy::default(),
             postmaster: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: ByteSize(25 << 20),
+            max_recipients: 1000,
+            max_connections: 3000,
+            connections_per_listener: 1000,
+            submission_reserve: 100,
+            max_connections_per_ip: 50,
+            max_auth_failures: 5,
+            auth_failure_window: mins(15),
+            max_line_length: 4096,
+            max_errors: 20,
+            max_idle_commands: 100,
+            command_timeout: mins(5),
+            data_timeout: mins(10),
+            data_min_rate: ByteRate(500),
+            stress_timeout: HumanDuration(Duration::from_secs(10)),
+            tls_handshake_timeout: HumanDuration(Duration::from_secs(30)),
+            shutdown_grace: HumanDuration(Duration::from_secs(30)),
+            max_auth_failures_per_account: 10,
+            postmaster_rate: Rate {
+                count: 10,
+                per: Duration::from_secs(3600),
+            },
+            postmaster_max_size: ByteSize(1 << 20),
+            min_free_space: ByteSize(1 << 30),
         }
     }
 }
