@@ -232,6 +232,7 @@ impl ConnLimiter {
             listener: l,
             cancel,
             budget: b,
+            moved: Default::default(),
         };
         Ok(Admitted { slot, evicted })
     }
@@ -249,6 +250,8 @@ pub struct Slot {
     listener: usize,
     cancel: CancellationToken,
     budget: Budget,
+    /// Set by the first [`Slot::authenticated`]: the later calls (one per read) skip the lock.
+    moved: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {
@@ -259,6 +262,9 @@ impl Slot {
 
     /// The session authenticated: it may use the reserve and is no longer evicted. Idempotent.
     pub fn authenticated(&self) {
+        if self.moved.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let mut books = lock(&self.books);
         let b = &mut *books;
         if let Some(e) = b.sessions.get_mut(&self.id).filter(|e| e.evictable) {
