@@ -37,10 +37,14 @@ pub enum Rejection {
     /// to make room for a client from a lighter address.
     Connections,
     Evicted,
+    /// Sessions ended at a deadline (a command line, a message at `limits.data_min_rate`).
+    Timeout,
+    /// Sessions ended past `limits.max_idle_commands`.
+    IdleCommands,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 10] = [
+    const ALL: [Rejection; 12] = [
         Rejection::Policy,
         Rejection::Relay,
         Rejection::Sender,
@@ -51,6 +55,8 @@ impl Rejection {
         Rejection::Nul,
         Rejection::Connections,
         Rejection::Evicted,
+        Rejection::Timeout,
+        Rejection::IdleCommands,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -64,6 +70,8 @@ impl Rejection {
             Rejection::Nul => "nul",
             Rejection::Connections => "connections",
             Rejection::Evicted => "evicted",
+            Rejection::Timeout => "timeout",
+            Rejection::IdleCommands => "idle_commands",
         }
     }
 }
@@ -81,7 +89,7 @@ pub enum Attempt {
 pub struct Metrics {
     started: Instant,
     accepted: [AtomicU64; 2],
-    rejected: [AtomicU64; 10],
+    rejected: [AtomicU64; 12],
     attempts: [AtomicU64; 3],
     bounces: [AtomicU64; 2],
     complaints: AtomicU64,

@@ -79,7 +79,7 @@ pub mod common {
         Reply::new(421, "4.3.2", "Service shutting down, closing connection")
     }
     pub fn timeout() -> Reply {
-        Reply::new(421, "4.4.2", "Timeout, closing connection")
+        Reply::new(421, "4.4.2", "Timeout, closing connection").counted(Rejection::Timeout)
     }
     pub fn evicted() -> Reply {
         Reply::new(421, "4.7.0", "Too many connections, closing this one")
@@ -87,6 +87,7 @@ pub mod common {
     }
     pub fn too_many_idle_commands() -> Reply {
         Reply::new(421, "4.7.0", "Too many commands without mail, closing")
+            .counted(Rejection::IdleCommands)
     }
     pub fn line_too_long() -> Reply {
         Reply::new(500, "5.5.2", "Line too long")

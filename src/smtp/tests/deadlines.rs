@@ -59,6 +59,16 @@ async fn a_command_line_sent_a_byte_at_a_time_ends_by_the_timeout_from_its_first
     );
     assert!(c.closed().await);
     c.ended().await;
+    assert_eq!(rejected(&env, "timeout"), Some(1));
+}
+
+/// The `herald_rejected_total` count of `reason`.
+fn rejected(env: &Env, reason: &str) -> Option<u64> {
+    let m = env
+        .ctx
+        .metrics
+        .snapshot(Default::default(), &Default::default());
+    m.rejected.get(reason).copied()
 }
 
 #[tokio::test(start_paused = true)]
@@ -167,6 +177,7 @@ async fn commands_that_do_nothing_are_capped_per_message() {
     c.expect("NOOP", 421, "4.7.0").await;
     assert!(c.closed().await);
     c.ended().await;
+    assert_eq!(rejected(&env, "idle_commands"), Some(1));
 }
 
 #[tokio::test]
@@ -202,11 +213,7 @@ async fn a_lighter_address_evicts_a_session_which_says_421_inside_tls() {
     for c in &mut held {
         c.expect("NOOP", 250, "2.0.0").await;
     }
-    let m = env
-        .ctx
-        .metrics
-        .snapshot(Default::default(), &Default::default());
-    assert_eq!(m.rejected.get("evicted"), Some(&1));
+    assert_eq!(rejected(&env, "evicted"), Some(1));
 }
 
 #[tokio::test]
