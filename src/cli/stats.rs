@@ -54,11 +54,17 @@ pub fn render(s: &Snapshot) -> String {
         "  unsubscribes  {} by web, {} by mail",
         s.unsubscribes.http, s.unsubscribes.mail
     );
-    let _ = writeln!(
-        out,
-        "queue: {} messages, {} deliveries, oldest {} s",
-        s.queue.messages, s.queue.deliveries, s.queue.oldest_seconds
-    );
+    let _ = match &s.queue {
+        Some(q) => writeln!(
+            out,
+            "queue: {} messages, {} deliveries, oldest {} s",
+            q.messages, q.deliveries, q.oldest_seconds
+        ),
+        None => writeln!(
+            out,
+            "queue: unknown (the store could not be read; see the log)"
+        ),
+    };
     let _ = writeln!(out, "storage: {}", s.storage.summary());
     for d in &s.domains {
         let _ = writeln!(
@@ -82,7 +88,7 @@ mod tests {
         m.rejected(Rejection::Relay);
         m.accepted(false);
         let rates = BTreeMap::from([("gmail.com".to_string(), 120.0)]);
-        let s = m.snapshot(QueueGauges::default(), &rates);
+        let s = m.snapshot(Some(QueueGauges::default()), &rates);
         let text = render(&s);
         assert!(
             text.contains("accepted      1 submitted, 0 inbound"),

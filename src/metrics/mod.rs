@@ -157,9 +157,9 @@ impl Metrics {
         map.insert(domain.to_string(), halvings);
     }
 
-    /// The counters now, with the queue's gauges and the configured domains' rates
-    /// (`domain → messages per minute at full speed`).
-    pub fn snapshot(&self, queue: QueueGauges, rates: &BTreeMap<String, f64>) -> Snapshot {
+    /// The counters now, with the queue's gauges (`None`: the queue could not be read) and the
+    /// configured domains' rates (`domain → messages per minute at full speed`).
+    pub fn snapshot(&self, queue: Option<QueueGauges>, rates: &BTreeMap<String, f64>) -> Snapshot {
         let slowdown = self.slowdown.lock().unwrap_or_else(|p| p.into_inner());
         let domains = rates
             .iter()
@@ -210,15 +210,18 @@ pub async fn current(
     settings: Arc<crate::config::Settings>,
 ) -> Result<Snapshot, String> {
     tokio::task::spawn_blocking(move || {
-        let (messages, deliveries, oldest) = store.queue_gauges().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "metrics: cannot count the queue; showing 0");
-            (0, 0, None)
-        });
+        // A store that cannot be read leaves the queue's gauges out: unknown, not zero.
         let now = crate::store::now_secs();
-        let queue = QueueGauges {
-            messages,
-            deliveries,
-            oldest_seconds: oldest.map_or(0, |t| now.saturating_sub(t)),
+        let queue = match store.queue_gauges() {
+            Ok((messages, deliveries, oldest)) => Some(QueueGauges {
+                messages,
+                deliveries,
+                oldest_seconds: oldest.map_or(0, |t| now.saturating_sub(t)),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot count the queue; its gauges are left out");
+                None
+            }
         };
         let rates = settings
             .config
@@ -284,7 +287,9 @@ pub struct Snapshot {
     pub bounced: Bounced,
     pub complaints: u64,
     pub unsubscribes: Unsubscribes,
-    pub queue: QueueGauges,
+    /// `None` when the queue could not be read (the gauges are left out, not shown as 0).
+    #[serde(default)]
+    pub queue: Option<QueueGauges>,
     pub domains: Vec<DomainState>,
     #[serde(default)]
     pub storage: crate::store::Storage,
@@ -319,7 +324,7 @@ mod tests {
             deliveries: 4,
             oldest_seconds: 5,
         };
-        let s = m.snapshot(queue, &rates);
+        let s = m.snapshot(Some(queue), &rates);
         assert_eq!(s.accepted.submission, 2);
         assert_eq!(s.rejected.get("bare_newline"), Some(&1));
         assert_eq!(s.rejected.get("relay"), Some(&0));

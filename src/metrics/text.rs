@@ -37,6 +37,9 @@ pub fn prometheus(s: &Snapshot) -> String {
             .map(|(v, n)| (label(name, v), *n as f64))
             .collect()
     };
+    // No sample at all when the queue could not be read: unknown is not zero.
+    let queue =
+        |f: fn(&super::QueueGauges) -> u64| s.queue.as_ref().map(f).map(one).unwrap_or_default();
     #[rustfmt::skip]
     let families: Vec<Family> = vec![
         ("herald_accepted_total", "counter", "Messages accepted and queued, by listener role.",
@@ -50,11 +53,11 @@ pub fn prometheus(s: &Snapshot) -> String {
         ("herald_complaints_total", "counter", "Feedback (ARF) complaints applied.", one(s.complaints)),
         ("herald_unsubscribes_total", "counter", "List members unsubscribed by their own request, by channel.",
             by("channel", &[("http", s.unsubscribes.http), ("mail", s.unsubscribes.mail)])),
-        ("herald_queue_messages", "gauge", "Messages in the queue.", one(s.queue.messages)),
+        ("herald_queue_messages", "gauge", "Messages in the queue.", queue(|q| q.messages)),
         ("herald_queue_deliveries", "gauge", "Deliveries (message, recipient) waiting in the queue.",
-            one(s.queue.deliveries)),
+            queue(|q| q.deliveries)),
         ("herald_queue_oldest_seconds", "gauge", "Age of the oldest queued message.",
-            one(s.queue.oldest_seconds)),
+            queue(|q| q.oldest_seconds)),
         ("herald_domain_rate_per_minute", "gauge", "Current rate limit of domains with a configured rate.",
             s.domains.iter().map(|d| (label("domain", &d.domain), d.rate_per_minute)).collect()),
         ("herald_domain_slowdown", "gauge", "Adaptive back-off of domains with a configured rate (halvings).",
@@ -74,6 +77,17 @@ pub fn prometheus(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue that could not be read is left out, never shown as an empty one.
+    #[test]
+    fn an_unknown_queue_has_no_samples() {
+        let m = super::super::Metrics::default();
+        let unknown = prometheus(&m.snapshot(None, &Default::default()));
+        assert!(unknown.contains("# TYPE herald_queue_messages gauge"));
+        assert!(!unknown.lines().any(|l| l.starts_with("herald_queue_")), "{unknown}");
+        let known = prometheus(&m.snapshot(Some(Default::default()), &Default::default()));
+        assert!(known.lines().any(|l| l == "herald_queue_messages 0"), "{known}");
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -172,7 +172,7 @@ impl Bench {
         let s = self
             .ctx
             .metrics
-            .snapshot(QueueGauges::default(), &BTreeMap::new());
+            .snapshot(Some(QueueGauges::default()), &BTreeMap::new());
         (s.bounced.hard, s.bounced.soft)
     }
 }
