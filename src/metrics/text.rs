@@ -84,9 +84,15 @@ mod tests {
         let m = super::super::Metrics::default();
         let unknown = prometheus(&m.snapshot(None, &Default::default()));
         assert!(unknown.contains("# TYPE herald_queue_messages gauge"));
-        assert!(!unknown.lines().any(|l| l.starts_with("herald_queue_")), "{unknown}");
+        assert!(
+            !unknown.lines().any(|l| l.starts_with("herald_queue_")),
+            "{unknown}"
+        );
         let known = prometheus(&m.snapshot(Some(Default::default()), &Default::default()));
-        assert!(known.lines().any(|l| l == "herald_queue_messages 0"), "{known}");
+        assert!(
+            known.lines().any(|l| l == "herald_queue_messages 0"),
+            "{known}"
+        );
     }
 
     #[test]

@@ -25,18 +25,11 @@ impl Http {
         content_type: Option<&str>,
         body: &[u8],
     ) -> (u16, String) {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
-        if let Some(ct) = content_type {
-            req.push_str(&format!("Content-Type: {ct}\r\n"));
-        }
-        if method == "POST" {
-            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        if method == "POST" {
-            bytes.extend_from_slice(body);
-        }
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("Content-Type", ct))
+            .into_iter()
+            .collect();
+        let bytes = encode(method, path, &headers, body);
         self.io.get_mut().write_all(&bytes).await.expect("write");
         let mut line = String::new();
         self.io.read_line(&mut line).await.expect("status line");
@@ -62,6 +55,23 @@ impl Http {
         self.io.read_exact(&mut body).await.expect("body");
         (status, String::from_utf8_lossy(&body).into_owned())
     }
+}
+
+/// A request's bytes: the request line, `Host`, `headers`, and for a POST its length and body.
+fn encode(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    if method == "POST" {
+        bytes.extend_from_slice(body);
+    }
+    bytes
 }
 
 /// `curl` with arguments; returns the HTTP status it printed and the body.
@@ -107,18 +117,9 @@ pub async fn exchange(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Answer {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    if method == "POST" {
-        bytes.extend_from_slice(body);
-    }
+    let mut with_close = vec![("Connection", "close")];
+    with_close.extend_from_slice(headers);
+    let bytes = encode(method, path, &with_close, body);
     let mut tcp = TcpStream::connect(addr).await.expect("connect http");
     tcp.write_all(&bytes).await.expect("write");
     let mut raw = Vec::new();
