@@ -27,6 +27,9 @@ pub struct Dsn<'a> {
     pub message_id: &'a str,
     pub failed: Vec<Failed<'a>>,
     pub original: &'a [u8],
+    /// Random, from the caller: the MIME boundary is unique to this DSN and unguessable, so
+    /// neither another DSN of the same second nor the returned content can contain it.
+    pub nonce: u128,
 }
 
 /// Whether a failure DSN goes out: never for the null sender; honour NOTIFY (RFC 3461 §4.1).
@@ -44,7 +47,8 @@ pub fn wanted(sender: &str, notify: Option<&str>) -> bool {
 
 /// The DSN message, CRLF line ends, ready to queue with a null sender.
 pub fn build(d: &Dsn<'_>) -> Vec<u8> {
-    let boundary = format!("{}.dsn.{}", d.now, d.hostname);
+    // 45 characters: within the 70 of RFC 2046 §5.1.1 whatever the host name.
+    let boundary = format!("=_herald_dsn_{:032x}", d.nonce);
     let date = rfc5322(d.now);
     let mut text = format!(
         "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n\
@@ -142,6 +146,7 @@ mod tests {
                 remote: true,
             }],
             original,
+            nonce: 7,
         };
         let text = String::from_utf8(build(&d)).unwrap_or_default();
         for needle in [
@@ -164,5 +169,10 @@ mod tests {
             !text.contains("\n\n") && !text.replace("\r\n", "").contains('\n'),
             "CRLF only"
         );
+        // Another DSN of the same second has its own boundary.
+        let boundary = "=_herald_dsn_00000000000000000000000000000007";
+        assert!(text.contains(&format!("boundary=\"{boundary}\"")), "{text}");
+        let other = String::from_utf8(build(&Dsn { nonce: 8, ..d })).unwrap_or_default();
+        assert!(!other.contains(boundary), "{other}");
     }
 }

@@ -246,6 +246,7 @@ async fn queue_dsn(
             remote: failure.origin == Origin::Remote,
         }],
         original: body,
+        nonce: rand::random(),
     };
     let new = NewMessage {
         sender: String::new(),

@@ -124,6 +124,7 @@ fn herald_own_dsn() {
             remote: true,
         }],
         original: b"Message-ID: <orig7@example.org>\r\nFrom: b+tok7@bounce.example.org\r\nTo: gone@example.net\r\n\r\nbody\r\n",
+        nonce: 0x5eed,
     };
     let raw = crate::bounce::notify::build(&dsn);
     let r = parse(&raw);
