@@ -35,6 +35,11 @@ pub fn classify_reply(status: Option<Status>, reply: &Reply) -> (Class, &'static
 }
 
 fn decide(status: Option<Status>, code: Option<u16>, d: &str) -> (Class, &'static str) {
+    // X.4.7, delivery time expired (RFC 3463), is the verdict: the text beside it is only the
+    // last attempt's reply ("try again later" would read as a rate limit).
+    if status.is_some_and(|s| (s.subject, s.detail) == (4, 7)) {
+        return (Class::Soft, "expired");
+    }
     let permanent = match &status {
         Some(s) => s.class == 5,
         None => code.is_none_or(|c| c / 100 == 5),

@@ -121,6 +121,18 @@ fn table() {
         ),
         (Some("4.4.7"), "retry timeout exceeded", Soft, "expired"),
         (
+            Some("4.4.7"),
+            "421 4.3.0 Try again later (gave up: message expired after 5d)",
+            Soft,
+            "expired",
+        ),
+        (
+            Some("5.4.7"),
+            "450 4.7.1 too many connections, slow down",
+            Soft,
+            "expired",
+        ),
+        (
             Some("5.7.26"),
             "550-5.7.26 Unauthenticated email is not accepted due to DMARC",
             Soft,

@@ -108,11 +108,15 @@ fn stage_lines(lines: &[&str]) -> String {
 }
 
 /// The code the remote reply names (its last one: an MTA's own code may precede the remote's),
-/// else the DSN's `Status`; a catch-all `X.0.0` in the reply does not replace a finer status.
+/// else the DSN's `Status`. A reply code that says nothing finer than its subject (`X.Y.0`,
+/// "other or undefined" in RFC 3463: `4.3.0`, `5.0.0`) does not replace a finer `Status`
+/// (Herald's own expiry DSN: `Status: 4.4.7` beside a last reply of `421 4.3.0`).
 fn pick_status(field: Option<&str>, diag: &str) -> Option<String> {
     let from_diag = last_status(diag);
     match (field, from_diag) {
-        (Some(s), Some(d)) if d.ends_with(".0.0") && !s.ends_with(".0.0") => Some(s.to_string()),
+        (Some(s), Some(d)) if d.ends_with(".0") && !s.trim().ends_with(".0") => {
+            Some(s.trim().to_string())
+        }
         (_, Some(d)) => Some(d),
         (s, None) => s.map(str::to_string),
     }

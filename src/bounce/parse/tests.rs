@@ -135,6 +135,39 @@ fn herald_own_dsn() {
     assert_eq!(r.original_message_id, some("<orig7@example.org>"));
 }
 
+/// Herald's own expiry DSN: `Status: 4.4.7`, beside the last attempt's reply (a 4.3.0 here).
+/// The parser took the reply's code and called the expiry a rate limit; Sisimai reads 4.4.7.
+#[test]
+fn herald_own_expiry_dsn_reads_as_expired() {
+    use crate::bounce::notify::{Dsn, Failed};
+    use crate::mail::{Reply, Status};
+    let reply = Reply::from_wire(421, [4, 3, 0], "Try again later")
+        .noted("gave up: message expired after 5d");
+    let dsn = Dsn {
+        hostname: "mx.example.org",
+        sender: "app@example.org",
+        envid: None,
+        full: false,
+        arrival: 1_700_000_000,
+        now: 1_700_432_000,
+        message_id: "<dsn2@mx.example.org>",
+        failed: vec![Failed {
+            address: "slow@example.net",
+            orcpt: None,
+            status: Status::new(4, 4, 7),
+            diagnostic: &reply,
+            remote: true,
+        }],
+        original: b"Message-ID: <orig8@example.org>\r\n\r\nbody\r\n",
+        nonce: 1,
+    };
+    let r = parse(&crate::bounce::notify::build(&dsn));
+    assert_eq!(r.findings.len(), 1, "{r:?}");
+    assert_eq!(r.findings[0].status, some("4.4.7"), "{r:?}");
+    assert_eq!(r.findings[0].class, Class::Soft);
+    assert_ne!(r.findings[0].reason, "rate-limited", "{r:?}");
+}
+
 #[test]
 fn garbage_does_not_panic() {
     let inputs: Vec<Vec<u8>> = vec![
